@@ -1,0 +1,86 @@
+//! What the admin commands do: each opens the store, acts through it, and prints for people or as JSON.
+//!
+//! Admin commands never talk to a running daemon: the database is the only channel between them.
+//! Output for the user goes to the writer they are given (stdout); per-row problems go to stderr.
+
+pub mod import;
+mod subscriber;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::Command;
+use crate::clock::Clock;
+use crate::configuration::Settings;
+use crate::store::{ListRow, Store, StoreOptions};
+
+pub use subscriber::run as run_subscriber;
+
+/// What every command needs: the settings, an open and migrated store, and the clock.
+pub struct AdminContext {
+    pub settings: Settings,
+    pub store: Store,
+    pub clock: Clock,
+}
+
+impl AdminContext {
+    /// Opens the store, applies migrations and records the configured lists.
+    pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let lists = settings.list_specs()?;
+        let store = Store::open(&store_options(&settings)).await?;
+        store.sync_lists(&lists, clock.now()).await?;
+        Ok(Self { settings, store, clock })
+    }
+
+    /// The list named on the command line, or the configured default list.
+    pub async fn list(&self, slug: Option<&str>) -> anyhow::Result<ListRow> {
+        let slug = slug.unwrap_or(&self.settings.default_list);
+        if let Some(list) = self.store.list_by_slug(slug).await? {
+            return Ok(list);
+        }
+        let known: Vec<String> = self.store.lists().await?.into_iter().map(|l| l.slug).collect();
+        anyhow::bail!("there is no list `{slug}`; the lists are: {}", known.join(", "))
+    }
+}
+
+/// `[database]` as the store wants it.
+pub fn store_options(settings: &Settings) -> StoreOptions {
+    StoreOptions {
+        url: settings.database.url.clone(),
+        max_connections: settings.database.max_connections,
+        busy_timeout: Duration::try_from(settings.database.busy_timeout).unwrap_or(Duration::from_secs(5)),
+    }
+}
+
+/// Runs one command; the error, if any, is printed by the caller as one line.
+pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let clock = Clock::system();
+    match command {
+        Command::Migrate => {
+            let store = Store::connect(&store_options(&settings)).await?;
+            let applied = store.migrate().await?;
+            let all = store.applied_migrations().await?;
+            for migration in &applied {
+                writeln!(out, "applied {migration}")?;
+            }
+            writeln!(out, "the database is up to date ({} migrations applied in all)", all.len())?;
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscriber(command) => {
+            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let code = subscriber::run(&context, command, out).await;
+            context.store.close().await;
+            code
+        }
+    }
+}
+
+/// A stored timestamp (milliseconds) as `2026-12-07T08:00:00Z`, to the second.
+pub(crate) fn format_millis(millis: i64) -> String {
+    let at = crate::clock::from_millis(millis);
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,154 @@
+//! The command line: `tidings [--config FILE] COMMAND`. Parsing only; `admin` carries the commands out.
+//!
+//! Exit status: 0 on success, 1 on a failure the user can fix (with a one-line reason), 2 on bad usage
+//! (clap's own exit code for parse errors).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  tidings subscriber import emails/samples/subscribers.csv
+  tidings subscriber list --status active
+  TIDINGS_DATABASE__URL=postgres://tidings@db/tidings tidings migrate
+
+Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) layers a file over
+it, and TIDINGS_SECTION__KEY environment variables override both.";
+
+/// Tidings: a self-hosted newsletter delivery daemon.
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// A TOML file layered over the built-in defaults (default: $TIDINGS_CONFIG, else none).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations that are not applied yet (every command also does this at start).
+    #[command(after_help = "Example:\n  tidings migrate")]
+    Migrate,
+
+    /// Add, import, list, show, remove, export and erase subscribers.
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCommand {
+    /// Add one subscriber to a list.
+    #[command(after_help = "Example:\n  tidings subscriber add ana@example.com --name \"Ana Lima\" --tz Europe/Lisbon")]
+    Add {
+        /// The email address.
+        email: String,
+        /// The subscriber's name, used in greetings.
+        #[arg(long)]
+        name: Option<String>,
+        /// The list (default: `default_list` from the configuration).
+        #[arg(long)]
+        list: Option<String>,
+        /// Add as pending: the subscriber must confirm before receiving issues.
+        #[arg(long)]
+        pending: bool,
+        /// The subscriber's IANA time zone, for sends at local time.
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+    },
+
+    /// Import subscribers from a CSV file with a header row (`email`, optional `name` and `tz`, other columns
+    /// kept as attributes). Bad rows are reported by line and skipped; the exit status is 1 when any row was
+    /// refused. Importing the same file again changes nothing.
+    #[command(after_help = "Example:\n  tidings subscriber import emails/samples/subscribers.csv --list weekly")]
+    Import {
+        /// The CSV file (UTF-8), or `-` for standard input.
+        file: PathBuf,
+        /// The list (default: `default_list` from the configuration).
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// List subscriptions, one line each, with counts per status at the end.
+    #[command(after_help = "Example:\n  tidings subscriber list --status unsubscribed --list weekly --json")]
+    List {
+        /// Only this status: pending, active, unsubscribed, bounced or complained.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// At most this many lines.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show a subscriber with every subscription and its consent evidence.
+    #[command(after_help = "Example:\n  tidings subscriber show ana@example.com")]
+    Show {
+        email: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Remove a subscriber (from one list with --list). They may be added again later; see `erase` for GDPR.
+    #[command(after_help = "Example:\n  tidings subscriber remove ana@example.com")]
+    Remove {
+        email: String,
+        /// Remove only the subscription to this list.
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Export subscriptions as CSV (the same columns `import` reads, so an export can be imported again).
+    #[command(after_help = "Example:\n  tidings subscriber export --out subscribers.csv --status active")]
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Only this status.
+        #[arg(long)]
+        status: Option<String>,
+    },
+
+    /// Erase a subscriber for good (GDPR): delete their personal data and keep only a hash of the address on
+    /// the suppression list, so they are never mailed again.
+    #[command(after_help = "Example:\n  tidings subscriber erase ana@example.com")]
+    Erase { email: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        let mut cli = Cli::command();
+        for command in cli.get_subcommands_mut() {
+            let leaves: Vec<_> = if command.has_subcommands() {
+                command.get_subcommands_mut().map(|c| c.render_long_help().to_string()).collect()
+            } else {
+                vec![command.render_long_help().to_string()]
+            };
+            for help in leaves {
+                assert!(help.contains("Example:\n  tidings "), "{help}");
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The product's vocabulary as types: subscriber emails and names, list slugs, statuses and link tokens.
+//!
+//! Everything here is built through `parse`/`TryFrom`, so the rest of the crate cannot hold an invalid value.
+//! This module performs no I/O and depends on nothing else in the crate.
+
+mod list;
+mod status;
+mod subscriber_email;
+mod subscriber_name;
+mod token;
+
+pub use list::{ListSlug, ListSpec};
+pub use status::{ConsentSource, SubscriptionStatus, SuppressionReason};
+pub use subscriber_email::{EmailError, SubscriberEmail};
+pub use subscriber_name::{NameError, SubscriberName};
+pub use token::{KeySpecError, LinkClaims, LinkKeys, MIN_KEY_LEN, Purpose, TokenError};

@@ -1,0 +1,9 @@
+//! Tidings: a self-hosted newsletter delivery daemon. See ARCHITECTURE.md for the map of this crate.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod configuration;
+pub mod domain;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,151 @@
+//! Shared test helpers: fresh databases on both backends, the `tidings` binary, and the SMTP test server.
+
+pub mod smtp_server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use tidings::clock::Clock;
+use tidings::domain::{ListSlug, ListSpec};
+use tidings::store::{Backend, Store, StoreOptions};
+
+/// The admin URL of the PostgreSQL server the tests may create databases on (set by scripts/test).
+const PG_URL_VAR: &str = "PG_TEST_URL";
+/// Set by scripts/test outside CI when it could not start PostgreSQL: PostgreSQL tests then skip, loudly.
+const PG_SKIP_VAR: &str = "PG_TEST_SKIP";
+
+/// Generates one test per backend from one body: `mod name { fn sqlite(); fn postgres() }`, so the output
+/// shows `name::sqlite` and `name::postgres`. The body sees a fresh `TestDatabase` as `$db`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($db:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $db = $crate::helpers::TestDatabase::new(tidings::store::Backend::Sqlite).await;
+                    $body
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some($db) = $crate::helpers::TestDatabase::postgres().await else { return };
+                    $body
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh, migrated database: a SQLite file in a temporary folder, or a new database on the PostgreSQL server.
+pub struct TestDatabase {
+    pub store: Store,
+    pub url: String,
+    pub backend: Backend,
+    /// The list `weekly`, created like the default configuration does.
+    pub list_id: i64,
+    pub clock: Clock,
+    /// A folder that lives as long as the database, for files a test writes.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::sqlite().await,
+            Backend::Postgres => Self::postgres().await.expect("PostgreSQL is not configured for tests"),
+        }
+    }
+
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("tidings.db").display());
+        Self::open(url, Backend::Sqlite, dir).await
+    }
+
+    /// A new database on the test server; `None` (after saying so on stderr) when scripts/test could not
+    /// start PostgreSQL outside CI. Without either variable this fails: a missing server is never silent.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+            if std::env::var(PG_SKIP_VAR).is_ok_and(|v| v == "1") {
+                eprintln!("SKIPPED: PostgreSQL variant ({PG_SKIP_VAR}=1: scripts/test could not start PostgreSQL)");
+                return None;
+            }
+            panic!("{PG_URL_VAR} is not set: run the tests through scripts/test, which starts PostgreSQL");
+        };
+        let name = format!("tidings_test_{:016x}", rand::random::<u64>());
+        let admin = Store::connect(&options(&admin_url)).await.expect("connect to the PostgreSQL test server");
+        let Store::Postgres(pool) = &admin else { panic!("{PG_URL_VAR} is not a postgres:// URL") };
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(pool)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let (base, _) = admin_url.rsplit_once('/').expect("the URL names a database");
+        let dir = tempfile::tempdir().expect("temporary folder");
+        Some(Self::open(format!("{base}/{name}"), Backend::Postgres, dir).await)
+    }
+
+    async fn open(url: String, backend: Backend, dir: tempfile::TempDir) -> Self {
+        let store = Store::open(&options(&url)).await.expect("open and migrate the test database");
+        let clock = Clock::manual("2026-12-07T08:00:00Z".parse().expect("timestamp"));
+        let weekly = ListSpec {
+            slug: ListSlug::parse("weekly").expect("slug"),
+            name: "Weekly".to_owned(),
+            time_zone: "Europe/London".to_owned(),
+            weekly: None,
+            local_time: false,
+        };
+        store.sync_lists(&[weekly], clock.now()).await.expect("create the list");
+        let list_id = store.list_by_slug("weekly").await.expect("query").expect("the list exists").id;
+        Self { store, url, backend, list_id, clock, dir }
+    }
+
+    /// Runs the `tidings` binary against this database.
+    pub fn tidings(&self, args: &[&str]) -> CommandOutput {
+        tidings_with_env(args, &[("TIDINGS_DATABASE__URL", &self.url)], self.dir.path())
+    }
+
+    /// Writes `content` to a file in the test's folder and returns its path.
+    pub fn write_file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write test file");
+        path
+    }
+}
+
+fn options(url: &str) -> StoreOptions {
+    StoreOptions { url: url.to_owned(), max_connections: 4, busy_timeout: Duration::from_secs(5) }
+}
+
+/// What a run of the binary printed, and how it ended.
+pub struct CommandOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `tidings` binary in `dir` with only the given `TIDINGS_*` variables (others are removed).
+pub fn tidings_with_env(args: &[&str], env: &[(&str, &str)], dir: &Path) -> CommandOutput {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command.args(args).current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TIDINGS_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("TIDINGS_LOG__LEVEL", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let Output { status, stdout, stderr } = command.output().expect("run the tidings binary");
+    CommandOutput {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
