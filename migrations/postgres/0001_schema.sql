@@ -47,7 +47,6 @@ CREATE TABLE subscriptions (
     PRIMARY KEY (list_id, subscriber_id)
 );
 CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_id);
-CREATE INDEX subscriptions_by_status ON subscriptions (list_id, status);
 
 -- Addresses that must never be mailed again, kept only as a hash so they survive erasure.
 CREATE TABLE suppressions (

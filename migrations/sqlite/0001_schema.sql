@@ -45,9 +45,8 @@ CREATE TABLE subscriptions (
     expires_at          BIGINT,                      -- a pending subscription lapses after this
     unsubscribed_at     BIGINT,
     PRIMARY KEY (list_id, subscriber_id)
-);
+) WITHOUT ROWID;  -- clustered on the key: one B-tree less to maintain per subscription
 CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_id);
-CREATE INDEX subscriptions_by_status ON subscriptions (list_id, status);
 
 -- Addresses that must never be mailed again, kept only as a hash so they survive erasure.
 CREATE TABLE suppressions (

@@ -92,10 +92,11 @@ impl SubscriberEmail {
         let mut hasher = Sha256::new();
         hasher.update(b"tidings-suppression-v1:");
         hasher.update(self.as_str().to_lowercase().as_bytes());
-        let digest = hasher.finalize();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(64);
-        for byte in digest.iter() {
-            hex.push_str(&format!("{byte:02x}"));
+        for byte in hasher.finalize().iter() {
+            hex.push(char::from(HEX[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
         hex
     }

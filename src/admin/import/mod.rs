@@ -19,7 +19,7 @@ pub use reader::{MAX_LINE_BYTES, Record, RecordReader, Rejected};
 pub use row::{Columns, RESERVED_COLUMNS};
 
 use crate::clock::Clock;
-use crate::store::{ImportRow, Store};
+use crate::store::{ImportBatch, Store};
 
 /// Rows written per transaction.
 const BATCH_ROWS: usize = 2_000;
@@ -48,7 +48,7 @@ pub struct Problem {
 
 /// What the reading thread hands the writer.
 struct ParsedBatch {
-    rows: Vec<ImportRow>,
+    batch: ImportBatch,
     problems: Vec<Problem>,
     records: u64,
     bytes_read: u64,
@@ -80,7 +80,7 @@ pub async fn import_file(
     let mut summary = ImportSummary::default();
     while let Some(batch) = receiver.recv().await {
         let batch = batch?;
-        let outcome = store.import_batch(list_id, &batch.rows, watermark, clock.now()).await?;
+        let outcome = store.import_batch(list_id, &batch.batch, watermark, clock.now()).await?;
         let mut problems = batch.problems;
         problems.extend(outcome.duplicates.iter().map(|&line| Problem {
             line,
@@ -122,9 +122,16 @@ fn read_batches<R: std::io::BufRead>(
     columns: Columns,
     sender: mpsc::Sender<anyhow::Result<ParsedBatch>>,
 ) {
-    let new_batch =
-        || ParsedBatch { rows: Vec::with_capacity(BATCH_ROWS), problems: Vec::new(), records: 0, bytes_read: 0 };
-    let mut batch = new_batch();
+    let mut rows = Vec::with_capacity(BATCH_ROWS);
+    let mut problems = Vec::new();
+    let mut count: u64 = 0;
+    // Encoding rows for the database happens on this thread too, so it overlaps the database's work.
+    let seal = |rows: &mut Vec<_>, problems: &mut Vec<Problem>, count: &mut u64, bytes_read: u64| ParsedBatch {
+        batch: ImportBatch::new(std::mem::replace(rows, Vec::with_capacity(BATCH_ROWS))),
+        problems: std::mem::take(problems),
+        records: std::mem::take(count),
+        bytes_read,
+    };
     loop {
         let item = match records.next_record() {
             Ok(item) => item,
@@ -134,19 +141,19 @@ fn read_batches<R: std::io::BufRead>(
             }
         };
         let Some(item) = item else { break };
-        batch.records += 1;
+        count += 1;
         match item.map_err(|r| (r.line, r.reason)).and_then(|record| columns.to_row(&record)) {
-            Ok(row) => batch.rows.push(row),
-            Err((line, message)) => batch.problems.push(Problem { line, message, skipped: false }),
+            Ok(row) => rows.push(row),
+            Err((line, message)) => problems.push(Problem { line, message, skipped: false }),
         }
-        if batch.rows.len() + batch.problems.len() >= BATCH_ROWS {
-            batch.bytes_read = records.bytes_read();
-            if sender.blocking_send(Ok(std::mem::replace(&mut batch, new_batch()))).is_err() {
+        if rows.len() + problems.len() >= BATCH_ROWS {
+            let batch = seal(&mut rows, &mut problems, &mut count, records.bytes_read());
+            if sender.blocking_send(Ok(batch)).is_err() {
                 return; // The writer failed and reports why.
             }
         }
     }
-    batch.bytes_read = records.bytes_read();
+    let batch = seal(&mut rows, &mut problems, &mut count, records.bytes_read());
     let _ = sender.blocking_send(Ok(batch));
 }
 
