@@ -37,6 +37,59 @@ pub enum Command {
     /// Add, import, list, show, remove, export and erase subscribers.
     #[command(subcommand)]
     Subscriber(SubscriberCommand),
+
+    /// Add issues from Markdown files, list and show them, and preview them.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Check, render and store an issue file as a draft. Adding an unchanged file again changes nothing; a
+    /// changed draft is rendered again; an issue that has been scheduled or sent is never changed.
+    #[command(after_help = "Example:\n  tidings issue add emails/issues/122.md")]
+    Add {
+        /// The issue's Markdown file with TOML front matter (see emails/issues/122.md).
+        file: PathBuf,
+        /// The list (default: the file's `list`, else `default_list` from the configuration).
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// List a list's issues, newest first.
+    #[command(after_help = "Example:\n  tidings issue list --json")]
+    List {
+        /// The list (default: `default_list`).
+        #[arg(long)]
+        list: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show one issue: subject, status, size, links.
+    #[command(after_help = "Example:\n  tidings issue show 122")]
+    Show {
+        /// The issue number.
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Write the issue as HTML and text, personalised for a sample subscriber, and print the files' paths.
+    #[command(after_help = "Example:\n  tidings issue preview 122 --out /tmp/preview")]
+    Preview {
+        /// The issue number.
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+        /// The folder to write N.html and N.txt to (created when missing).
+        #[arg(long, value_name = "DIR", default_value = "preview")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

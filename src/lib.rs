@@ -5,5 +5,6 @@ pub mod cli;
 pub mod clock;
 pub mod configuration;
 pub mod domain;
+pub mod render;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 //! Output for the user goes to the writer they are given (stdout); per-row problems go to stderr.
 
 pub mod import;
+mod issue;
 mod subscriber;
 
 use std::io::Write;
@@ -73,6 +74,12 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
         Command::Subscriber(command) => {
             let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
             let code = subscriber::run(&context, command, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Issue(command) => {
+            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let code = issue::run(&context, command, out).await;
             context.store.close().await;
             code
         }

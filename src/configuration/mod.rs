@@ -13,7 +13,7 @@ use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::{LinkKeys, ListSlug, ListSpec};
+use crate::domain::{LinkBuilder, LinkKeys, ListSlug, ListSpec};
 
 pub use load::{ConfigError, load};
 
@@ -32,6 +32,7 @@ pub struct Settings {
     pub sender: SenderSettings,
     pub links: LinkSettings,
     pub dkim: DkimSettings,
+    pub render: RenderSettings,
     pub tracking: TrackingSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
@@ -156,6 +157,13 @@ pub struct DkimSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RenderSettings {
+    /// Empty: the built-in templates.
+    pub templates_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrackingSettings {
     pub opens: bool,
     pub clicks: bool,
@@ -211,6 +219,12 @@ impl Settings {
         };
         use secrecy::ExposeSecret;
         LinkKeys::parse(spec.expose_secret()).map_err(|e| ConfigError::new(format!("links.signing_keys: {e}")))
+    }
+
+    /// Builds the links of every email from `http.base_url` and the link signing keys.
+    pub fn link_builder(&self) -> Result<LinkBuilder, ConfigError> {
+        LinkBuilder::new(&self.http.base_url, self.link_keys()?)
+            .map_err(|e| ConfigError::new(format!("http.base_url: {e}")))
     }
 
     /// The DKIM private key (PEM) from the environment or its 0600 file; `None` when neither is set.

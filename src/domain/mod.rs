@@ -3,12 +3,18 @@
 //! Everything here is built through `parse`/`TryFrom`, so the rest of the crate cannot hold an invalid value.
 //! This module performs no I/O and depends on nothing else in the crate.
 
+mod digest;
+mod issue_number;
+mod links;
 mod list;
 mod status;
 mod subscriber_email;
 mod subscriber_name;
 mod token;
 
+pub use digest::sha256_hex;
+pub use issue_number::{IssueNumber, IssueNumberError};
+pub use links::{CONFIRM_PATH, IssueLinks, LinkBuilder, OPEN_PATH, RATE_PATH, UNSUBSCRIBE_PATH, VIEW_PATH};
 pub use list::{ListSlug, ListSpec};
 pub use status::{ConsentSource, SubscriptionStatus, SuppressionReason};
 pub use subscriber_email::{EmailError, SubscriberEmail};

@@ -8,7 +8,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use lettre::Address;
-use sha2::{Digest, Sha256};
 
 /// The longest address SMTP can carry in a forward path (RFC 5321, 4.5.3.1.3).
 const MAX_LEN: usize = 254;
@@ -89,16 +88,7 @@ impl SubscriberEmail {
     /// A one-way digest of the address for the suppression list, which must outlive the address itself
     /// (erasure keeps it). The whole address is lowercased first, so a suppressed `Ana@x` also stops `ana@x`.
     pub fn suppression_hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(b"tidings-suppression-v1:");
-        hasher.update(self.as_str().to_lowercase().as_bytes());
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(64);
-        for byte in hasher.finalize().iter() {
-            hex.push(char::from(HEX[usize::from(byte >> 4)]));
-            hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-        hex
+        super::sha256_hex(&[b"tidings-suppression-v1:", self.as_str().to_lowercase().as_bytes()])
     }
 }
 

@@ -6,6 +6,7 @@
 //! transaction here ever waits on anything but the database.
 
 mod import;
+mod issues;
 mod lists;
 mod subscribers;
 
@@ -17,7 +18,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use import::{ImportBatch, ImportBatchOutcome, ImportRow};
+pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
+pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 

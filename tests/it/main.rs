@@ -2,8 +2,11 @@
 
 mod helpers;
 
+mod browser;
 mod config;
 mod import;
+mod issues;
 mod migrations;
+mod render;
 mod smtp_server;
 mod subscribers;

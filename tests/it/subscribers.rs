@@ -55,8 +55,8 @@ both_backends! {
 
         let again = add(&db, "ana@example.com").await;
         assert!(matches!(again, AddOutcome::AlreadyOnList { status: SubscriptionStatus::Unsubscribed, .. }));
-        let watermark = db.store.subscriber_id_watermark().await.expect("watermark");
-        let outcome = db.store.import_batch(db.list_id, &ImportBatch::new(vec![row(2, "ana@example.com")]), watermark, db.clock.now()).await.expect("import");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
+        let outcome = db.store.import_batch(&session, &ImportBatch::new(vec![row(2, "ana@example.com")]), db.clock.now()).await.expect("import");
         assert_eq!((outcome.added, outcome.already_subscribed), (0, 1));
         assert_eq!(count(&db, Some(SubscriptionStatus::Unsubscribed)).await, 1);
         assert_eq!(count(&db, Some(SubscriptionStatus::Active)).await, 0);
@@ -64,21 +64,21 @@ both_backends! {
 
     async fn an_import_batch_adds_new_rows_and_names_repeated_ones(db) {
         add(&db, "before@example.com").await;
-        let watermark = db.store.subscriber_id_watermark().await.expect("watermark");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
         let first = [row(2, "a@example.com"), row(3, "before@example.com"), row(4, "b@example.com"), row(5, "a@EXAMPLE.com")];
-        let outcome = db.store.import_batch(db.list_id, &ImportBatch::new(first.to_vec()), watermark, db.clock.now()).await.expect("batch 1");
+        let outcome = db.store.import_batch(&session, &ImportBatch::new(first.to_vec()), db.clock.now()).await.expect("batch 1");
         assert_eq!((outcome.added, outcome.already_subscribed), (2, 1));
         assert_eq!(outcome.duplicates, vec![5]);
 
         // A later batch of the same import repeating an address of an earlier batch.
         let second = [row(6, "c@example.com"), row(7, "b@example.com")];
-        let outcome = db.store.import_batch(db.list_id, &ImportBatch::new(second.to_vec()), watermark, db.clock.now()).await.expect("batch 2");
+        let outcome = db.store.import_batch(&session, &ImportBatch::new(second.to_vec()), db.clock.now()).await.expect("batch 2");
         assert_eq!((outcome.added, outcome.duplicates), (1, vec![7]));
         assert_eq!(count(&db, Some(SubscriptionStatus::Active)).await, 4);
 
         // The same rows again, as a new import: nothing changes and nothing is called a duplicate.
-        let watermark = db.store.subscriber_id_watermark().await.expect("watermark");
-        let outcome = db.store.import_batch(db.list_id, &ImportBatch::new(first.to_vec()), watermark, db.clock.now()).await.expect("again");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
+        let outcome = db.store.import_batch(&session, &ImportBatch::new(first.to_vec()), db.clock.now()).await.expect("again");
         assert_eq!((outcome.added, outcome.already_subscribed, outcome.duplicates.len()), (0, 3, 1));
         assert_eq!(count(&db, None).await, 4);
     }
@@ -87,7 +87,8 @@ both_backends! {
         let mut imported = row(2, "zoe@example.org");
         imported.attributes = r#"{"city":"Lyon"}"#.to_owned();
         imported.time_zone = Some("Europe/Paris".to_owned());
-        db.store.import_batch(db.list_id, &ImportBatch::new(vec![imported]), 0, db.clock.now()).await.expect("import");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
+        db.store.import_batch(&session, &ImportBatch::new(vec![imported]), db.clock.now()).await.expect("import");
         let (person, subscriptions) = db.store.find_subscriber(&email("zoe@example.org")).await.expect("find").expect("found");
         assert_eq!((person.name.as_str(), person.attributes.as_str()), ("Person 2", r#"{"city":"Lyon"}"#));
         assert_eq!(person.time_zone.as_deref(), Some("Europe/Paris"));
@@ -114,7 +115,8 @@ both_backends! {
 
         // Neither add nor import brings the address back.
         assert_eq!(add(&db, "gone@example.com").await, AddOutcome::Suppressed(SuppressionReason::Erased));
-        let outcome = db.store.import_batch(db.list_id, &ImportBatch::new(vec![row(9, "gone@example.com")]), 0, db.clock.now()).await.expect("import");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
+        let outcome = db.store.import_batch(&session, &ImportBatch::new(vec![row(9, "gone@example.com")]), db.clock.now()).await.expect("import");
         assert_eq!(outcome.suppressed, vec![(9, SuppressionReason::Erased)]);
         assert_eq!(count(&db, None).await, 0);
     }
@@ -128,7 +130,8 @@ both_backends! {
 
     async fn listing_pages_through_subscriptions_in_id_order(db) {
         let rows: Vec<ImportRow> = (0..25).map(|i| row(i + 2, &format!("p{i}@example.net"))).collect();
-        db.store.import_batch(db.list_id, &ImportBatch::new(rows), 0, db.clock.now()).await.expect("import");
+        let session = db.store.begin_import(db.list_id).await.expect("begin import");
+        db.store.import_batch(&session, &ImportBatch::new(rows), db.clock.now()).await.expect("import");
         let filter = SubscriberFilter { list_id: Some(db.list_id), status: Some(SubscriptionStatus::Active) };
         let mut seen = Vec::new();
         let mut after = None;

@@ -2,7 +2,8 @@
 //!
 //! A blocking thread reads and checks rows while the database writes the previous batch, so both cores work.
 //! Every refused row is reported with its line number and reason, the good rows are kept, and importing the
-//! same file again changes nothing. Memory holds two batches at most, whatever the file's size.
+//! same file again changes nothing. Memory holds a few batches at most (two queued, one being read, one being
+//! written), whatever the file's size.
 
 mod reader;
 mod row;
@@ -22,7 +23,7 @@ use crate::clock::Clock;
 use crate::store::{ImportBatch, Store};
 
 /// Rows written per transaction.
-const BATCH_ROWS: usize = 2_000;
+const BATCH_ROWS: usize = 5_000;
 
 /// The totals of an import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +73,7 @@ pub async fn import_file(
     let mut records = RecordReader::new(BufReader::with_capacity(256 * 1024, input));
     let columns = read_header(&mut records).with_context(|| format!("{} has no usable header row", path.display()))?;
 
-    let watermark = store.subscriber_id_watermark().await?;
+    let session = store.begin_import(list_id).await?;
     let progress = Progress::new(size);
     let (sender, mut receiver) = mpsc::channel::<anyhow::Result<ParsedBatch>>(2);
     let reading = tokio::task::spawn_blocking(move || read_batches(records, columns, sender));
@@ -80,7 +81,7 @@ pub async fn import_file(
     let mut summary = ImportSummary::default();
     while let Some(batch) = receiver.recv().await {
         let batch = batch?;
-        let outcome = store.import_batch(list_id, &batch.batch, watermark, clock.now()).await?;
+        let outcome = store.import_batch(&session, &batch.batch, clock.now()).await?;
         let mut problems = batch.problems;
         problems.extend(outcome.duplicates.iter().map(|&line| Problem {
             line,
