@@ -38,9 +38,16 @@ pub enum Command {
     #[command(subcommand)]
     Subscriber(SubscriberCommand),
 
-    /// Add issues from Markdown files, list and show them, and preview them.
+    /// Add issues from Markdown files, preview, test-send, schedule, send, pause and watch them.
     #[command(subcommand)]
     Issue(IssueCommand),
+
+    /// Run the daemon: the HTTP endpoints behind every link, the scheduler and the senders. SIGTERM or Ctrl-C
+    /// finishes the messages being sent, records them, and exits.
+    #[command(
+        after_help = "Example:\n  tidings serve\n\nIt needs a link signing key, e.g. TIDINGS_LINKS__SIGNING_KEYS=\"1:$(openssl rand -base64 32)\"."
+    )]
+    Serve,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +96,77 @@ pub enum IssueCommand {
         /// The folder to write N.html and N.txt to (created when missing).
         #[arg(long, value_name = "DIR", default_value = "preview")]
         out: PathBuf,
+    },
+
+    /// Send the issue to one address now, marked as a test ("[TEST]" subject); it is not counted in stats.
+    #[command(name = "test-send", after_help = "Example:\n  tidings issue test-send 122 --to editor@example.com")]
+    TestSend {
+        number: u32,
+        /// Where to send it.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Schedule the issue: the daemon starts sending it at that time.
+    #[command(after_help = "Example:\n  tidings issue schedule 122 --at \"2026-12-07 08:00\" --tz Europe/Berlin")]
+    Schedule {
+        number: u32,
+        /// Local date and time, "YYYY-MM-DD HH:MM".
+        #[arg(long, value_name = "WHEN")]
+        at: String,
+        /// The time zone of --at (default: the list's).
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Start sending the issue now: every subscriber active at this moment gets it.
+    #[command(after_help = "Example:\n  tidings issue send 122")]
+    Send {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Pause a scheduled or sending issue (messages already handed to the relay still arrive).
+    #[command(after_help = "Example:\n  tidings issue pause 122")]
+    Pause {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Resume a paused issue (also one held for being found too late).
+    #[command(after_help = "Example:\n  tidings issue resume 122")]
+    Resume {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Cancel an issue that has not finished: what was sent stays sent, the rest never goes out.
+    #[command(after_help = "Example:\n  tidings issue cancel 122")]
+    Cancel {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Show how sending goes: sent, queued, retrying, failed, bounced, ambiguous; rate and time left.
+    #[command(after_help = "Example:\n  tidings issue status 122 --follow")]
+    Status {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+        /// Keep watching until the issue is no longer sending (a progress bar on a terminal).
+        #[arg(long)]
+        follow: bool,
+        /// Print JSON (once).
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -74,7 +74,9 @@ CREATE TABLE issues (
     local_time      BOOLEAN NOT NULL DEFAULT false,  -- send_at's hour in each subscriber's zone
     hold_reason     TEXT,                            -- why a paused or late issue waits, shown to admins
     queued_at       BIGINT,
-    started_at      BIGINT,                          -- when its deliveries were created
+    started_at      BIGINT,                          -- when sending began (its deliveries are being created)
+    outbox_cursor   BIGINT NOT NULL DEFAULT 0,       -- delivery rows exist for subscriber ids up to this one
+    outbox_ready_at BIGINT,                          -- when every delivery row had been created
     finished_at     BIGINT,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
@@ -91,7 +93,9 @@ CREATE TABLE issue_links (
 );
 
 -- One issue to one subscriber: the unit of sending and of accounting.
--- queued -> sending -> sent | retry_wait | failed | bounced | suppressed | ambiguous; retry_wait -> sending.
+-- queued -> sending -> sent | retry_wait | failed | bounced | suppressed | ambiguous; retry_wait -> sending;
+-- ambiguous -> sending (sent again: the first attempt may or may not have arrived; ambiguous_at keeps the fact).
+-- A claimed delivery is `sending` under a lease, whether or not its SMTP transaction has begun.
 CREATE TABLE deliveries (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     issue_id          BIGINT NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
@@ -107,6 +111,8 @@ CREATE TABLE deliveries (
     lease_expires_at  BIGINT,                          -- after this another daemon may reclaim it
     last_code         BIGINT,                          -- SMTP reply code of the last attempt
     last_error        TEXT,                            -- SMTP reply text or network error of the last attempt
+    first_attempt_at  BIGINT,                          -- retries stop delivery.max_age after this
+    ambiguous_at      BIGINT,                          -- an attempt's outcome was unknown: possibly received twice
     time_zone         TEXT,                            -- the zone that set not_before for a local-time send
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL,

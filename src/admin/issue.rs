@@ -71,6 +71,25 @@ pub async fn run(context: &AdminContext, command: IssueCommand, out: &mut dyn Wr
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        IssueCommand::TestSend { number, to, list } => {
+            super::delivery::test_send(context, number, list.as_deref(), &to, out).await
+        }
+        IssueCommand::Schedule { number, at, tz, list } => {
+            super::delivery::schedule(context, number, list.as_deref(), &at, tz.as_deref(), out).await
+        }
+        IssueCommand::Send { number, list } => super::delivery::send(context, number, list.as_deref(), out).await,
+        IssueCommand::Pause { number, list } => {
+            super::delivery::change(context, number, list.as_deref(), "pause", out).await
+        }
+        IssueCommand::Resume { number, list } => {
+            super::delivery::change(context, number, list.as_deref(), "resume", out).await
+        }
+        IssueCommand::Cancel { number, list } => {
+            super::delivery::change(context, number, list.as_deref(), "cancel", out).await
+        }
+        IssueCommand::Status { number, list, follow, json } => {
+            super::delivery::status(context, number, list.as_deref(), follow, json, out).await
+        }
         IssueCommand::Preview { number, list, out: dir } => {
             let (list, issue) = find(context, number, list.as_deref()).await?;
             let compiled = load_compiled(context, &issue).await?;
@@ -153,7 +172,11 @@ async fn add(context: &AdminContext, file: &Path, list: Option<&str>, out: &mut 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn find(context: &AdminContext, number: u32, list: Option<&str>) -> anyhow::Result<(ListRow, IssueRow)> {
+pub(crate) async fn find(
+    context: &AdminContext,
+    number: u32,
+    list: Option<&str>,
+) -> anyhow::Result<(ListRow, IssueRow)> {
     let list = context.list(list).await?;
     match context.store.issue_by_number(list.id, i64::from(number)).await? {
         Some(issue) => Ok((list, issue)),
@@ -161,7 +184,7 @@ async fn find(context: &AdminContext, number: u32, list: Option<&str>) -> anyhow
     }
 }
 
-async fn load_compiled(context: &AdminContext, issue: &IssueRow) -> anyhow::Result<CompiledIssue> {
+pub(crate) async fn load_compiled(context: &AdminContext, issue: &IssueRow) -> anyhow::Result<CompiledIssue> {
     let stored = context.store.issue_compiled(issue.id).await?;
     serde_json::from_str(&stored)
         .with_context(|| format!("the stored rendering of issue {} is unreadable", issue.number))

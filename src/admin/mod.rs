@@ -3,6 +3,7 @@
 //! Admin commands never talk to a running daemon: the database is the only channel between them.
 //! Output for the user goes to the writer they are given (stdout); per-row problems go to stderr.
 
+mod delivery;
 pub mod import;
 mod issue;
 mod subscriber;
@@ -76,6 +77,23 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
             let code = subscriber::run(&context, command, out).await;
             context.store.close().await;
             code
+        }
+        Command::Serve => {
+            let application = crate::startup::Application::build(settings, clock).await?;
+            writeln!(
+                out,
+                "tidings serves http://127.0.0.1:{} and sends due issues; Ctrl-C or SIGTERM stops it",
+                application.port()
+            )?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                crate::startup::shutdown_signal().await;
+                tracing::info!("stopping: finishing the messages being sent");
+                trigger.cancel();
+            });
+            application.run_until_stopped(shutdown).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Issue(command) => {
             let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::domain::{LinkBuilder, LinkKeys, ListSlug, ListSpec};
 
-pub use load::{ConfigError, load};
+pub use load::{ConfigError, load, load_layers};
 
 /// Every setting. Field docs give the meaning; `config/default.toml` gives the defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +107,8 @@ pub struct DeliverySettings {
     pub max_age: SignedDuration,
     pub max_late: SignedDuration,
     pub lease: SignedDuration,
+    pub dead_after: SignedDuration,
+    pub resend_ambiguous: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

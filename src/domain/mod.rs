@@ -16,7 +16,7 @@ pub use digest::sha256_hex;
 pub use issue_number::{IssueNumber, IssueNumberError};
 pub use links::{CONFIRM_PATH, IssueLinks, LinkBuilder, OPEN_PATH, RATE_PATH, UNSUBSCRIBE_PATH, VIEW_PATH};
 pub use list::{ListSlug, ListSpec};
-pub use status::{ConsentSource, SubscriptionStatus, SuppressionReason};
+pub use status::{ConsentSource, DeliveryStatus, IssueStatus, SubscriptionStatus, SuppressionReason};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};
 pub use token::{KeySpecError, LinkClaims, LinkKeys, MIN_KEY_LEN, Purpose, TokenError};

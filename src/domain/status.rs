@@ -79,6 +79,43 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where an issue stands. `draft -> scheduled -> sending -> sent`, with `paused` (by an admin, a policy
+    /// rejection, or a late start) and `cancelled` on the way; `queued` waits for its list's next weekly slot.
+    IssueStatus {
+        Draft => "draft",
+        Queued => "queued",
+        Scheduled => "scheduled",
+        Sending => "sending",
+        Paused => "paused",
+        Sent => "sent",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
+    /// Where one delivery (one issue to one subscriber) stands; see the migration for the transitions.
+    DeliveryStatus {
+        /// Created with the outbox, waiting for its turn (`not_before`).
+        Queued => "queued",
+        /// Claimed by a daemon under a lease.
+        Sending => "sending",
+        /// The relay accepted it.
+        Sent => "sent",
+        /// A temporary failure; tried again at `not_before`.
+        RetryWait => "retry_wait",
+        /// Given up: permanent rejection, or out of attempts or time.
+        Failed => "failed",
+        /// The address does not exist: suppressed, never tried again.
+        Bounced => "bounced",
+        /// Not sent: the subscriber left or the address was suppressed before it went out.
+        Suppressed => "suppressed",
+        /// The outcome of an attempt is unknown (the connection dropped after the message was handed over, or
+        /// a daemon died holding it); it is sent again, so the subscriber may receive it twice.
+        Ambiguous => "ambiguous",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,12 @@
 //! This is the only module that imports sqlx. It performs no network I/O other than to the database, and no
 //! transaction here ever waits on anything but the database.
 
+mod deliveries;
 mod import;
 mod issues;
 mod lists;
+mod outbox;
+mod relay;
 mod subscribers;
 
 use std::str::FromStr;
@@ -18,9 +21,12 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use deliveries::{AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, Settlement};
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
+pub use outbox::OUTBOX_CHUNK;
+pub use relay::{OpenCircuit, RateLimits};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

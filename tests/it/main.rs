@@ -4,8 +4,10 @@ mod helpers;
 
 mod browser;
 mod config;
+mod delivery;
 mod import;
 mod issues;
+mod mailer;
 mod migrations;
 mod render;
 mod smtp_server;

@@ -111,6 +111,13 @@ impl TestDatabase {
         tidings_with_env(args, &[("TIDINGS_DATABASE__URL", &self.url)], self.dir.path())
     }
 
+    /// Runs the `tidings` binary against this database with extra `TIDINGS_*` variables.
+    pub fn tidings_env(&self, args: &[&str], env: &[(&str, &str)]) -> CommandOutput {
+        let mut all = vec![("TIDINGS_DATABASE__URL", self.url.as_str())];
+        all.extend(env.iter().filter(|(key, _)| *key != "TIDINGS_DATABASE__URL"));
+        tidings_with_env(args, &all, self.dir.path())
+    }
+
     /// Writes `content` to a file in the test's folder and returns its path.
     pub fn write_file(&self, name: &str, content: &[u8]) -> PathBuf {
         let path = self.dir.path().join(name);

@@ -1,0 +1,220 @@
+//! One mail transaction on an open connection: MAIL, RCPT, DATA, the content and the final dot, each command
+//! under `command_timeout`, and what the outcome means for the connection.
+//!
+//! We drive the transaction ourselves instead of calling lettre's `send`, which aborts the connection on any
+//! error and cannot say whether a lost connection lost the message before the final dot (retry) or after it
+//! (ambiguous). The connection is kept after a success and after a refusal of this message alone (RSET ends the
+//! transaction); it is closed politely after a refusal of the relay or the sender, and dropped when lost. This
+//! file performs no setup (`connect.rs`) and no classification of its own (`classify.rs`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter, ServerInfo};
+use lettre::transport::smtp::response::Response;
+
+use super::classify::{Stage, classify_failure, classify_reply};
+use super::{BuiltMessage, SendOutcome};
+
+/// A failed step: its outcome, and whether the server answered it with the connection still in step (any
+/// reply but 421), so that the conversation can go on.
+pub(crate) struct Failed {
+    pub outcome: SendOutcome,
+    pub replied: bool,
+}
+
+/// Runs one command (or lettre step) under `limit` and classifies its failure.
+pub(crate) async fn step<T>(
+    stage: Stage,
+    limit: Duration,
+    future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, Failed> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(failed(stage, &error)),
+        Err(_) => {
+            Err(Failed { outcome: classify_failure(stage, &format!("no reply within {limit:?}")), replied: false })
+        }
+    }
+}
+
+fn failed(stage: Stage, error: &lettre::transport::smtp::Error) -> Failed {
+    match error.status() {
+        Some(code) => {
+            let code = u16::from(code);
+            // lettre keeps the reply's text as the error's source.
+            let text = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
+            Failed { outcome: classify_reply(stage, code, &text), replied: code != 421 }
+        }
+        None => Failed { outcome: classify_failure(stage, &error.to_string()), replied: false },
+    }
+}
+
+/// What to do with the connection after a transaction.
+pub(crate) enum Next {
+    Keep,
+    Quit,
+    Drop,
+}
+
+/// The outcome of one transaction and what becomes of the connection.
+pub(crate) struct Attempt {
+    pub outcome: SendOutcome,
+    pub next: Next,
+    /// MAIL, the first command of the transaction, met a closed connection: a kept connection had gone stale.
+    pub stale: bool,
+}
+
+impl Attempt {
+    fn new(outcome: SendOutcome, next: Next) -> Self {
+        Self { outcome, next, stale: false }
+    }
+}
+
+/// One mail transaction: MAIL, RCPT for each recipient, DATA, then the content and the final dot.
+pub(crate) async fn transaction(
+    connection: &mut AsyncSmtpConnection,
+    message: &BuiltMessage,
+    limit: Duration,
+) -> Attempt {
+    let envelope = &message.envelope;
+    let parameters = match mail_parameters(connection.server_info(), message) {
+        Ok(parameters) => parameters,
+        Err(outcome) => return Attempt::new(outcome, Next::Keep),
+    };
+    let mail = Mail::new(envelope.from().cloned(), parameters);
+    if let Err(failed) = step(Stage::Mail, limit, connection.command(mail)).await {
+        let stale = !failed.replied;
+        return Attempt { stale, ..abandon(connection, failed, limit).await };
+    }
+    for recipient in envelope.to() {
+        let rcpt = Rcpt::new(recipient.clone(), vec![]);
+        if let Err(failed) = step(Stage::Rcpt, limit, connection.command(rcpt)).await {
+            return abandon(connection, failed, limit).await;
+        }
+    }
+    if let Err(failed) = step(Stage::Data, limit, connection.command(Data)).await {
+        return abandon(connection, failed, limit).await;
+    }
+    content(connection, message, limit).await
+}
+
+/// Writes the content and the final dot, and reads the verdict.
+async fn content(connection: &mut AsyncSmtpConnection, message: &BuiltMessage, limit: Duration) -> Attempt {
+    // lettre ends the content with CRLF "." CRLF itself, so the message's own last CRLF is left to it: the server
+    // then receives exactly `bytes`.
+    let body = message.bytes.strip_suffix(b"\r\n").unwrap_or(&message.bytes);
+    let mut written = false;
+    let result =
+        tokio::time::timeout(limit, connection.message_iter(Content { body: Some(body), written: &mut written }));
+    let result = result.await;
+    // Until the whole content is written the server cannot hold a complete message, so a failure is a plain
+    // retry; from then on (the final dot in flight or delivered) it may have taken it.
+    let stage = if written { Stage::DataEnd } else { Stage::Content };
+    match result {
+        Ok(Ok(response)) if u16::from(response.code()) / 100 == 2 => {
+            Attempt::new(SendOutcome::Accepted { reply: reply_text(&response) }, Next::Keep)
+        }
+        Ok(Ok(response)) => {
+            let reason = format!("unexpected reply to the final dot: {}", reply_text(&response));
+            Attempt::new(SendOutcome::Ambiguous { reason }, Next::Drop)
+        }
+        // The transaction is over whatever the reply said, so no RSET is needed to keep the connection.
+        Ok(Err(error)) => {
+            let failed = failed(stage, &error);
+            let next = if failed.replied && about_this_message(&failed.outcome) { Next::Keep } else { after(&failed) };
+            Attempt::new(failed.outcome, next)
+        }
+        Err(_) => Attempt::new(classify_failure(stage, &format!("no reply within {limit:?}")), Next::Drop),
+    }
+}
+
+/// Ends a transaction the server refused before the content: after a refusal of this message alone, RSET keeps
+/// the connection; after a refusal of the relay or the sender it ends politely; a lost one is dropped.
+async fn abandon(connection: &mut AsyncSmtpConnection, failed: Failed, limit: Duration) -> Attempt {
+    let next = match failed.replied && about_this_message(&failed.outcome) {
+        true if step(Stage::Mail, limit, connection.command(Rset)).await.is_ok() => Next::Keep,
+        true => Next::Drop,
+        false => after(&failed),
+    };
+    Attempt::new(failed.outcome, next)
+}
+
+/// Whether a refusal concerns this message only, so the connection is as good as before.
+fn about_this_message(outcome: &SendOutcome) -> bool {
+    matches!(outcome, SendOutcome::Transient { .. } | SendOutcome::Bounce { .. } | SendOutcome::Rejected { .. })
+}
+
+/// A connection the server still talks on ends with QUIT (it is throttling us, or the issue will pause);
+/// a lost one is simply dropped.
+fn after(failed: &Failed) -> Next {
+    if failed.replied { Next::Quit } else { Next::Drop }
+}
+
+pub(crate) async fn quit(mut connection: Box<AsyncSmtpConnection>, limit: Duration) {
+    // The server may already be gone; the connection is dropped either way.
+    let _ = tokio::time::timeout(limit, connection.quit()).await;
+}
+
+/// The MAIL parameters this message needs, as lettre's own `send` would choose them, or the refusal when the
+/// relay lacks an extension the message cannot do without (decided here; nothing is sent).
+fn mail_parameters(server: &ServerInfo, message: &BuiltMessage) -> Result<Vec<MailParameter>, SendOutcome> {
+    let mut parameters = Vec::new();
+    let envelope = &message.envelope;
+    if envelope.from().into_iter().chain(envelope.to()).any(|address| !AsRef::<str>::as_ref(address).is_ascii()) {
+        if !server.supports_feature(Extension::SmtpUtfEight) {
+            let reply = "553 5.6.7 the relay does not offer SMTPUTF8, which this address needs (refused by Tidings)";
+            return Err(SendOutcome::Rejected { code: 553, reply: reply.to_owned() });
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.bytes.is_ascii() {
+        if !server.supports_feature(Extension::EightBitMime) {
+            let reply = "554 5.6.3 the relay does not offer 8BITMIME, which this message needs (refused by Tidings)";
+            return Err(SendOutcome::Rejected { code: 554, reply: reply.to_owned() });
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(parameters)
+}
+
+fn reply_text(response: &Response) -> String {
+    let code = u16::from(response.code());
+    let lines: Vec<&str> = response.message().collect();
+    format!("{code} {}", lines.join(" ")).trim_end().to_owned()
+}
+
+/// The message content for lettre's `message_iter`, which writes each item before asking for the next: when it
+/// asks past the end, everything has been written, and `written` records it.
+struct Content<'a> {
+    body: Option<&'a [u8]>,
+    written: &'a mut bool,
+}
+
+impl<'a> Iterator for Content<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let body = self.body.take();
+        if body.is_none() {
+            *self.written = true;
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_iterator_says_when_everything_was_handed_over() {
+        let mut written = false;
+        let mut content = Content { body: Some(&b"abc"[..]), written: &mut written };
+        assert_eq!(content.next(), Some(&b"abc"[..]));
+        assert_eq!(content.next(), None);
+        assert!(written);
+    }
+}

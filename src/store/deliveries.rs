@@ -1,0 +1,324 @@
+//! Deliveries: claimed under a lease, checked just before they go out, and settled in batches.
+//!
+//! Claiming marks a batch `sending` with an owner and an expiry; several daemons on PostgreSQL claim disjoint
+//! batches with `FOR UPDATE SKIP LOCKED`. A delivery whose lease expired, or whose daemon stopped sending
+//! heartbeats, may have been handed to the relay already: it is reclaimed as `ambiguous` and sent again.
+
+use anyhow::Context;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::outbox::PENDING;
+use super::{Backend, Store, on_pool};
+use crate::clock::to_millis;
+
+/// A claimed delivery with what sending it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub issue_id: i64,
+    pub list_id: i64,
+    pub subscriber_id: Option<i64>,
+    pub message_id: String,
+    pub attempts: i64,
+    pub first_attempt_at: Option<i64>,
+    pub ambiguous_at: Option<i64>,
+    /// The subscriber's address and name; `None` when the subscriber was erased meanwhile.
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// How a delivery's attempt ended, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Accepted by the relay.
+    Sent { code: Option<u16>, reply: String },
+    /// A temporary failure: try again at `not_before`.
+    Retry { not_before: Timestamp, code: Option<u16>, error: String },
+    /// Given up on.
+    Failed { code: Option<u16>, error: String },
+    /// The address does not exist: the subscription becomes `bounced` and the address is suppressed.
+    Bounced { code: u16, error: String },
+    /// Not sent: unsubscribed, suppressed or erased before it went out.
+    Suppressed { reason: String },
+    /// The outcome is unknown; it is sent again from `not_before` (or never, without `resend`).
+    Ambiguous { not_before: Timestamp, error: String, resend: bool },
+    /// Not attempted (the relay was unavailable, the issue paused, the daemon stopping): back to the queue.
+    Released { not_before: Timestamp, error: Option<String> },
+}
+
+/// The outcome of one delivery, to record.
+#[derive(Debug, Clone)]
+pub struct DeliveryResult {
+    pub delivery_id: i64,
+    pub list_id: i64,
+    pub issue_id: i64,
+    pub subscriber_id: Option<i64>,
+    /// For a bounce: the address's suppression hash.
+    pub suppression_hash: Option<String>,
+    /// Whether this result comes from a real attempt (it then counts toward `delivery.max_attempts`).
+    pub attempted: bool,
+    pub settlement: Settlement,
+}
+
+/// Deliveries of an issue per status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub retry_wait: i64,
+    pub failed: i64,
+    pub bounced: i64,
+    pub suppressed: i64,
+    pub ambiguous: i64,
+    /// Deliveries (in any status) of which one attempt had an unknown outcome: possibly received twice.
+    pub ever_ambiguous: i64,
+    pub total: i64,
+}
+
+impl DeliveryCounts {
+    /// Deliveries not yet settled.
+    pub fn pending(&self) -> i64 {
+        self.queued + self.sending + self.retry_wait + self.ambiguous
+    }
+}
+
+/// An ambiguous delivery, for `issue status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AmbiguousDelivery {
+    pub delivery_id: i64,
+    pub email: Option<String>,
+    pub status: String,
+    pub ambiguous_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Turns `sending` deliveries whose lease expired, or whose owner stopped beating before `dead_before`,
+    /// into `ambiguous` ones: they may have been handed to the relay. Returns how many.
+    pub async fn reclaim_abandoned(&self, now: Timestamp, dead_before: Timestamp) -> anyhow::Result<u64> {
+        let sql = "UPDATE deliveries SET status = 'ambiguous', ambiguous_at = $1, not_before = $1, lease_owner = NULL, \
+                   lease_expires_at = NULL, last_error = 'the daemon sending it stopped before recording the outcome', \
+                   updated_at = $1 \
+                   WHERE status = 'sending' AND (lease_expires_at < $1 \
+                   OR NOT EXISTS (SELECT 1 FROM daemons WHERE daemons.id = deliveries.lease_owner AND heartbeat_at >= $2))";
+        let changed = on_pool!(self, pool => sqlx::query(sql)
+            .bind(to_millis(now))
+            .bind(to_millis(dead_before))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(changed)
+    }
+
+    /// Claims up to `limit` due deliveries of sending issues for `owner` until `lease_until`.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        limit: u32,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> anyhow::Result<Vec<ClaimedDelivery>> {
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
+        };
+        let claim = format!(
+            "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+             WHERE d.status IN ('queued', 'retry_wait', 'ambiguous') AND d.not_before <= $3 AND d.is_test = false \
+             AND i.status = 'sending' ORDER BY d.not_before, d.id LIMIT $4 {lock}) \
+             RETURNING id"
+        );
+        let details = "SELECT d.id, d.issue_id, i.list_id, d.subscriber_id, d.message_id, d.attempts, d.first_attempt_at, \
+                       d.ambiguous_at, s.email, s.name FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+                       LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                       WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.not_before, d.id";
+        let result = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let claimed: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim))
+                .bind(owner)
+                .bind(to_millis(lease_until))
+                .bind(to_millis(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+            let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(details).bind(owner).fetch_all(&mut *tx).await?
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(rows)
+        });
+        result.context("cannot claim deliveries")
+    }
+
+    /// Whether the subscriber may still receive mail from the list right now: subscribed and not suppressed.
+    /// Called just before each message is handed to the relay.
+    pub async fn still_eligible(
+        &self,
+        list_id: i64,
+        subscriber_id: i64,
+        suppression_hash: &str,
+    ) -> anyhow::Result<bool> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE list_id = $1 AND subscriber_id = $2 AND status = 'active') \
+                   AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $3)";
+        let (eligible,): (bool,) = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(list_id)
+            .bind(subscriber_id)
+            .bind(suppression_hash)
+            .fetch_one(pool)
+            .await)?;
+        Ok(eligible)
+    }
+
+    /// Records a batch of outcomes in one transaction.
+    pub async fn record_results(&self, results: &[DeliveryResult], now: Timestamp) -> anyhow::Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let now = to_millis(now);
+        let settle = "UPDATE deliveries SET status = $2, not_before = COALESCE($3, not_before), last_code = $4, \
+                      last_error = $5, sent_at = CASE WHEN $2 = 'sent' THEN $6 ELSE sent_at END, \
+                      attempts = attempts + $7, first_attempt_at = COALESCE(first_attempt_at, CASE WHEN $7 = 1 THEN $6 END), \
+                      ambiguous_at = CASE WHEN $8 THEN $6 ELSE ambiguous_at END, \
+                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 WHERE id = $1";
+        let result = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for result in results {
+                let (status, not_before, code, error, ambiguous) = match &result.settlement {
+                    Settlement::Sent { code, reply } => ("sent", None, *code, Some(reply.clone()), false),
+                    Settlement::Retry { not_before, code, error } => ("retry_wait", Some(to_millis(*not_before)), *code, Some(error.clone()), false),
+                    Settlement::Failed { code, error } => ("failed", None, *code, Some(error.clone()), false),
+                    Settlement::Bounced { code, error } => ("bounced", None, Some(*code), Some(error.clone()), false),
+                    Settlement::Suppressed { reason } => ("suppressed", None, None, Some(reason.clone()), false),
+                    Settlement::Ambiguous { not_before, error, resend } => {
+                        let status = if *resend { "ambiguous" } else { "failed" };
+                        (status, Some(to_millis(*not_before)), None, Some(error.clone()), true)
+                    }
+                    Settlement::Released { not_before, error } => ("queued", Some(to_millis(*not_before)), None, error.clone(), false),
+                };
+                sqlx::query(settle)
+                    .bind(result.delivery_id)
+                    .bind(status)
+                    .bind(not_before)
+                    .bind(code.map(i64::from))
+                    .bind(error)
+                    .bind(now)
+                    .bind(i64::from(result.attempted))
+                    .bind(ambiguous)
+                    .execute(&mut *tx)
+                    .await?;
+                if let (Settlement::Bounced { error, .. }, Some(subscriber_id)) = (&result.settlement, result.subscriber_id) {
+                    sqlx::query("UPDATE subscriptions SET status = 'bounced', updated_at = $3 WHERE list_id = $1 AND subscriber_id = $2")
+                        .bind(result.list_id)
+                        .bind(subscriber_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(hash) = &result.suppression_hash {
+                        sqlx::query("INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, 'bounced', $2, $3) \
+                                     ON CONFLICT (email_hash) DO NOTHING")
+                            .bind(hash)
+                            .bind(error)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query("INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at) \
+                                 VALUES ('bounce', $1, $2, $3, $4, $5, $6)")
+                        .bind(result.list_id)
+                        .bind(result.issue_id)
+                        .bind(subscriber_id)
+                        .bind(result.delivery_id)
+                        .bind(error)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await
+        });
+        result.context("cannot record delivery outcomes")
+    }
+
+    /// Records a test send: a delivery row marked as a test, never counted.
+    pub async fn record_test_send(
+        &self,
+        issue_id: i64,
+        recipient: &str,
+        message_id: &str,
+        status: &str,
+        detail: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        let sql = "INSERT INTO deliveries (issue_id, is_test, test_recipient, status, message_id, not_before, attempts, \
+                   last_error, first_attempt_at, sent_at, created_at, updated_at) \
+                   VALUES ($1, true, $2, $3, $4, $5, 1, $6, $5, CASE WHEN $3 = 'sent' THEN $5 END, $5, $5)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(issue_id)
+            .bind(recipient)
+            .bind(status)
+            .bind(message_id)
+            .bind(to_millis(now))
+            .bind(detail)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Deliveries of an issue per status (test sends excluded).
+    pub async fn delivery_counts(&self, issue_id: i64) -> anyhow::Result<DeliveryCounts> {
+        let sql = "SELECT status, COUNT(*), SUM(CASE WHEN ambiguous_at IS NULL THEN 0 ELSE 1 END) FROM deliveries \
+                   WHERE issue_id = $1 AND is_test = false GROUP BY status";
+        let rows: Vec<(String, i64, Option<i64>)> =
+            on_pool!(self, pool => sqlx::query_as(sql).bind(issue_id).fetch_all(pool).await)?;
+        let mut counts = DeliveryCounts::default();
+        for (status, count, ambiguous) in rows {
+            counts.total += count;
+            counts.ever_ambiguous += ambiguous.unwrap_or(0);
+            match status.as_str() {
+                "queued" => counts.queued = count,
+                "sending" => counts.sending = count,
+                "sent" => counts.sent = count,
+                "retry_wait" => counts.retry_wait = count,
+                "failed" => counts.failed = count,
+                "bounced" => counts.bounced = count,
+                "suppressed" => counts.suppressed = count,
+                "ambiguous" => counts.ambiguous = count,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Deliveries sent since `since` (for the current rate).
+    pub async fn sent_since(&self, issue_id: i64, since: Timestamp) -> anyhow::Result<i64> {
+        let sql = "SELECT COUNT(*) FROM deliveries WHERE issue_id = $1 AND is_test = false AND status = 'sent' AND sent_at >= $2";
+        let (count,): (i64,) =
+            on_pool!(self, pool => sqlx::query_as(sql).bind(issue_id).bind(to_millis(since)).fetch_one(pool).await)?;
+        Ok(count)
+    }
+
+    /// Every delivery of the issue with an attempt of unknown outcome, oldest first.
+    pub async fn ambiguous_deliveries(&self, issue_id: i64) -> anyhow::Result<Vec<AmbiguousDelivery>> {
+        let sql = "SELECT d.id AS delivery_id, s.email, d.status, d.ambiguous_at, d.last_error FROM deliveries d \
+                   LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                   WHERE d.issue_id = $1 AND d.is_test = false AND d.ambiguous_at IS NOT NULL ORDER BY d.ambiguous_at, d.id";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(issue_id).fetch_all(pool).await)?)
+    }
+
+    /// The earliest `not_before` of a pending delivery of a sending issue: when there is next work.
+    pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
+        let sql = format!(
+            "SELECT MIN(d.not_before) FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+             WHERE i.status = 'sending' AND d.is_test = false AND d.status IN {PENDING} AND d.status <> 'sending'"
+        );
+        let (next,): (Option<i64>,) =
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await)?;
+        Ok(next.map(crate::clock::from_millis))
+    }
+}

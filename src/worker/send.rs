@@ -1,0 +1,151 @@
+//! Sending one batch: reserve sends within the rate limits, claim that many due deliveries, hand them out to
+//! the transport's connections (one task per connection), and record what happened in one transaction.
+//!
+//! Just before a message goes out, the subscriber is checked again: an unsubscribe or a suppression committed
+//! before that moment stops the message.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio_util::sync::CancellationToken;
+
+use super::DeliveryContext;
+use super::settle::{BatchState, settle};
+use crate::domain::SubscriberEmail;
+use crate::mailer::{self, Outgoing, Sender};
+use crate::render::Recipient;
+use crate::store::{ClaimedDelivery, DeliveryResult, Settlement};
+
+/// Claims, sends and records one batch. Returns how many deliveries were settled, and `Some(t)` when nothing
+/// can be sent before `t` (the circuit is open, the rate limit is used up, or nothing is due).
+pub(super) async fn send_due(
+    context: &DeliveryContext,
+    now: Timestamp,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(usize, Option<Timestamp>)> {
+    let config = &context.config;
+    if let Some(open) = context.store.open_circuit(&config.relay, now).await? {
+        return Ok((0, Some(open.open_until)));
+    }
+    let granted = context.store.reserve_sends(&config.relay, config.limits, config.batch_size, now).await?;
+    if granted == 0 {
+        let next_second = Timestamp::from_millisecond(now.as_millisecond() / 1000 * 1000 + 1000).unwrap_or(now);
+        return Ok((0, Some(next_second)));
+    }
+    let lease_until = now.saturating_add(config.lease).unwrap_or(now);
+    let claimed = context.store.claim_deliveries(&context.daemon_id, granted, now, lease_until).await?;
+    let unused = granted.saturating_sub(claimed.len() as u32);
+    context.store.return_sends(&config.relay, config.limits, unused, now).await?;
+    if claimed.is_empty() {
+        let next =
+            context.store.next_due().await?.unwrap_or(now.saturating_add(SignedDuration::from_secs(1)).unwrap_or(now));
+        return Ok((0, Some(next.max(now))));
+    }
+
+    let queue = Mutex::new(VecDeque::from(claimed));
+    let state = BatchState::default();
+    let per_connection = context.senders.iter().map(|slot| async {
+        let mut sender = slot.lock().await;
+        let mut results = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some(delivery) = next else { break };
+            results.push(send_one(context, &mut sender, &delivery, now, shutdown, &state).await);
+        }
+        results
+    });
+    let results: Vec<DeliveryResult> =
+        futures_util::future::join_all(per_connection).await.into_iter().flatten().collect();
+    context.store.record_results(&results, now).await?;
+    Ok((results.len(), None))
+}
+
+/// Sends one delivery over `sender` and says how it ended.
+async fn send_one(
+    context: &DeliveryContext,
+    sender: &mut Sender,
+    delivery: &ClaimedDelivery,
+    now: Timestamp,
+    shutdown: &CancellationToken,
+    state: &BatchState,
+) -> DeliveryResult {
+    let result = |settlement: Settlement, attempted: bool, hash: Option<String>| DeliveryResult {
+        delivery_id: delivery.id,
+        list_id: delivery.list_id,
+        issue_id: delivery.issue_id,
+        subscriber_id: delivery.subscriber_id,
+        suppression_hash: hash,
+        attempted,
+        settlement,
+    };
+    let release = |not_before: Timestamp, why: &str| {
+        result(Settlement::Released { not_before, error: Some(why.to_owned()) }, false, None)
+    };
+    if shutdown.is_cancelled() {
+        return release(now, "the daemon stopped before sending it");
+    }
+    if state.relay_down() {
+        return release(state.circuit_open_until().unwrap_or(now), "the relay is unavailable");
+    }
+    if state.is_paused(delivery.issue_id) {
+        return release(now, "the issue was paused");
+    }
+    let (Some(subscriber_id), Some(address)) = (delivery.subscriber_id, delivery.email.as_deref()) else {
+        return result(Settlement::Suppressed { reason: "the subscriber was erased".to_owned() }, false, None);
+    };
+    let Ok(email) = SubscriberEmail::parse(address) else {
+        return result(
+            Settlement::Failed { code: None, error: "the stored address is not valid".to_owned() },
+            false,
+            None,
+        );
+    };
+    let hash = email.suppression_hash();
+    match context.store.still_eligible(delivery.list_id, subscriber_id, &hash).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let reason = "unsubscribed or suppressed before it went out".to_owned();
+            return result(Settlement::Suppressed { reason }, false, None);
+        }
+        Err(e) => return release(now, &format!("cannot check the subscription: {e:#}")),
+    }
+    let issue = match context.issue(delivery.issue_id).await {
+        Ok(issue) => issue,
+        Err(e) => return release(now, &format!("{e:#}")),
+    };
+    let links = context.links.issue_links(delivery.list_id, subscriber_id, delivery.issue_id);
+    let name = delivery.name.as_deref().unwrap_or_default();
+    let recipient = Recipient {
+        name,
+        unsubscribe_url: &links.unsubscribe,
+        rate_urls: [&links.rate[0], &links.rate[1], &links.rate[2], &links.rate[3], &links.rate[4]],
+        pixel_url: context.config.track_opens.then_some(links.open.as_str()),
+        view_url: &links.view,
+    };
+    let personalised = issue.compiled.personalise(&recipient);
+    let (html, text) = (personalised.html(), personalised.text());
+    let outgoing = Outgoing {
+        message_id: &delivery.message_id,
+        from: &context.identity.from,
+        reply_to: context.identity.reply_to.as_ref(),
+        to_email: &email,
+        to_name: name,
+        subject: issue.compiled.subject(),
+        date: now,
+        list_id: &issue.list_id_header,
+        unsubscribe_url: &links.unsubscribe,
+        feedback_id: &issue.feedback_id,
+        html: &html,
+        text: &text,
+        is_test: false,
+    };
+    let message = match mailer::build(&outgoing, context.dkim.as_ref()) {
+        Ok(message) => message,
+        Err(e) => return result(Settlement::Failed { code: None, error: e.to_string() }, false, None),
+    };
+    let span = tracing::debug_span!("send", delivery = delivery.id, issue = issue.number);
+    let outcome = tracing::Instrument::instrument(sender.send(&message), span).await;
+    let (settlement, attempted) = settle(context, delivery, &issue, outcome, now, state, address).await;
+    result(settlement, attempted, Some(hash))
+}
