@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 
-cargo build --release --locked --quiet
+cargo build --release --quiet
 dir=$(mktemp -d /tmp/tidings-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 

@@ -48,6 +48,11 @@ pub enum Command {
         after_help = "Example:\n  tidings serve\n\nIt needs a link signing key, e.g. TIDINGS_LINKS__SIGNING_KEYS=\"1:$(openssl rand -base64 32)\"."
     )]
     Serve,
+
+    /// The whole journey on the built-in defaults: import the sample subscribers, add and send the sample issue
+    /// into ./outbox, and keep serving the links in that mail until Ctrl-C. Safe to run again.
+    #[command(after_help = "Example:\n  tidings demo")]
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]

@@ -307,6 +307,7 @@ pub async fn test_send(
         html: &html,
         text: &text,
         is_test: true,
+        eight_bit: true,
     };
     let message =
         mailer::build(&outgoing, crate::startup::dkim_signer(settings)?.as_ref()).map_err(|e| anyhow!("{e}"))?;

@@ -157,7 +157,13 @@ async fn add(context: &AdminContext, file: &Path, list: Option<&str>, out: &mut 
         compiled: &serialized,
     };
     let items = source.items.len();
-    match context.store.save_issue(&new, context.clock.now()).await? {
+    let outcome = context.store.save_issue(&new, context.clock.now()).await?;
+    if let SaveOutcome::Added { id } | SaveOutcome::Updated { id } | SaveOutcome::Unchanged { id } = &outcome {
+        // The links click tracking may redirect to; kept while the issue is a draft (also when unchanged, so a
+        // run interrupted between the two writes is completed by adding the file again).
+        context.store.save_issue_links(*id, compiled.links()).await?;
+    }
+    match outcome {
         SaveOutcome::Added { .. } => {
             writeln!(out, "added issue {number} to `{}` as a draft: \"{}\" ({items} items)", list.slug, source.subject)?
         }

@@ -4,6 +4,7 @@
 //! Output for the user goes to the writer they are given (stdout); per-row problems go to stderr.
 
 mod delivery;
+mod demo;
 pub mod import;
 mod issue;
 mod subscriber;
@@ -19,6 +20,7 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::store::{ListRow, Store, StoreOptions};
 
+pub(crate) use issue::run as run_issue_command;
 pub use subscriber::run as run_subscriber;
 
 /// What every command needs: the settings, an open and migrated store, and the clock.
@@ -95,6 +97,7 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
             application.run_until_stopped(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo => demo::run(settings, clock, out).await,
         Command::Issue(command) => {
             let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
             let code = issue::run(&context, command, out).await;

@@ -34,6 +34,7 @@ pub struct Settings {
     pub dkim: DkimSettings,
     pub render: RenderSettings,
     pub tracking: TrackingSettings,
+    pub subscribe: SubscribeSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
     /// Lists by short name.
@@ -116,6 +117,25 @@ pub struct DeliverySettings {
 pub struct HttpSettings {
     pub bind: String,
     pub base_url: String,
+    /// Requests per minute per client address to the pages behind email links, the archive and the forms;
+    /// 0: no limit. The open pixel, `/healthz` and `/metrics` are exempt.
+    pub rate_limit_per_minute: u32,
+    /// Requests a client may make at once before `rate_limit_per_minute` paces it.
+    pub rate_limit_burst: u32,
+    /// Subscribe requests (form and JSON) per hour per client address; 0: no limit.
+    pub subscribe_per_hour: u32,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A header in which a reverse proxy on the same machine passes the client's address (its last entry is
+    /// used, and only on connections from a loopback address); empty: the connection's own address.
+    pub client_ip_header: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeSettings {
+    /// How long a double opt-in confirmation link stays valid.
+    pub pending_expiry: SignedDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

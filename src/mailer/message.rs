@@ -45,6 +45,9 @@ pub struct Outgoing<'a> {
     pub text: &'a str,
     /// A test send: adds `X-Tidings-Test: yes` and prefixes the subject with `[TEST] `.
     pub is_test: bool,
+    /// The transport takes 8-bit bodies (`Sender::accepts_8bit`): a part whose lines all fit in 998 octets
+    /// then goes as it is, which costs nothing per message; otherwise, and when false, it is quoted-printable.
+    pub eight_bit: bool,
 }
 
 impl fmt::Debug for Outgoing<'_> {
@@ -119,8 +122,8 @@ pub fn build(outgoing: &Outgoing<'_>, dkim: Option<&DkimSigner>) -> Result<Built
     let boundary = format!("=_{}", &sha256_hex(&[message_id.as_bytes()])[..32]);
     let body = MultiPart::alternative()
         .boundary(boundary)
-        .singlepart(part(ContentType::TEXT_PLAIN, outgoing.text))
-        .singlepart(part(ContentType::TEXT_HTML, outgoing.html));
+        .singlepart(part(ContentType::TEXT_PLAIN, outgoing.text, outgoing.eight_bit))
+        .singlepart(part(ContentType::TEXT_HTML, outgoing.html, outgoing.eight_bit));
     let mut message = builder.multipart(body).map_err(|e| BuildError::Invalid(e.to_string()))?;
     for (header, mailbox) in [("From", Some(outgoing.from)), ("To", Some(&to)), ("Reply-To", outgoing.reply_to)] {
         if let Some(value) = mailbox.and_then(quoted_ascii) {
@@ -171,32 +174,40 @@ fn quoted_ascii(mailbox: &Mailbox) -> Option<String> {
     Some(value)
 }
 
-/// A UTF-8 text part in quoted-printable. We encode it ourselves because lettre's `Body::new_with_encoding` first
-/// scans the whole text to choose an encoding, even when told which, and that scan costs more than the encoding:
-/// this cut the build of the 21 KB sample from about 210 to 135 microseconds.
-fn part(content_type: ContentType, body: &str) -> SinglePart {
-    // The encoder wraps lines at 76 characters and keeps CRLF as the line break; the output is pure ASCII.
-    let encoded = quoted_printable::encode(crlf(body));
-    SinglePart::builder()
-        .header(content_type)
-        .body(Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::QuotedPrintable))
+/// A UTF-8 text part: as it is (7bit when ASCII, else 8bit) when `eight_bit` allows and every line fits in 998
+/// octets, else quoted-printable. We encode it ourselves because lettre's `Body::new_with_encoding` first scans
+/// the whole text to choose an encoding, even when told which. Quoted-printable costs about 60 microseconds for
+/// the 21 KB sample; the 8-bit path only normalises line ends.
+fn part(content_type: ContentType, body: &str, eight_bit: bool) -> SinglePart {
+    let (body, longest) = crlf(body);
+    let fits = longest <= 998;
+    let (encoded, encoding) = if fits && body.is_ascii() {
+        (body.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else if fits && eight_bit {
+        (body.into_bytes(), ContentTransferEncoding::EightBit)
+    } else {
+        // The encoder wraps lines at 76 characters and keeps CRLF as the line break; the output is pure ASCII.
+        (quoted_printable::encode(body), ContentTransferEncoding::QuotedPrintable)
+    };
+    SinglePart::builder().header(content_type).body(Body::dangerous_pre_encoded(encoded, encoding))
 }
 
-/// The text with every bare LF made CRLF (quoted-printable keeps only CRLF as a line break), in one pass.
-fn crlf(text: &str) -> String {
+/// The text with every bare LF made CRLF (quoted-printable keeps only CRLF as a line break), and the length of
+/// its longest line in octets. One pass; the search for line ends is the standard library's vectorised one.
+fn crlf(text: &str) -> (String, usize) {
     let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut previous = 0u8;
-    let mut start = 0;
-    for (index, byte) in text.bytes().enumerate() {
-        if byte == b'\n' && previous != b'\r' {
-            out.push_str(&text[start..index]);
-            out.push_str("\r\n");
-            start = index + 1;
-        }
-        previous = byte;
+    let (mut start, mut longest) = (0, 0);
+    for (index, _) in text.match_indices('\n') {
+        let line = &text[start..index];
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        longest = longest.max(line.len());
+        out.push_str(line);
+        out.push_str("\r\n");
+        start = index + 1;
     }
+    longest = longest.max(text.len() - start);
     out.push_str(&text[start..]);
-    out
+    (out, longest)
 }
 
 /// Refuses control characters in every value that becomes a header, and checks the Message-ID's form.
@@ -250,6 +261,7 @@ mod tests {
             html: "<p>Hi</p>",
             text: "Hi",
             is_test: false,
+            eight_bit: true,
         }
     }
 
@@ -267,9 +279,10 @@ mod tests {
 
     #[test]
     fn line_endings_become_crlf_once() {
-        assert_eq!(crlf("a\nb\r\nc\n\nd"), "a\r\nb\r\nc\r\n\r\nd");
-        assert_eq!(crlf("\nä\n"), "\r\nä\r\n");
-        assert_eq!(crlf("no newline"), "no newline");
+        assert_eq!(crlf("a\nb\r\nc\n\nd"), ("a\r\nb\r\nc\r\n\r\nd".to_owned(), 1));
+        assert_eq!(crlf("\nä\n"), ("\r\nä\r\n".to_owned(), 2));
+        assert_eq!(crlf("no newline"), ("no newline".to_owned(), 10));
+        assert_eq!(crlf("ab\r\nabcd\nabc").1, 4);
     }
 
     #[test]

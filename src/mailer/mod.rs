@@ -116,6 +116,14 @@ impl Sender {
         }
     }
 
+    /// Whether this transport takes 8-bit bodies (the outbox always does; a relay when it offers 8BITMIME).
+    pub fn accepts_8bit(&self) -> bool {
+        match self {
+            Self::Smtp(sender) => sender.accepts_8bit(),
+            Self::Outbox(_) => true,
+        }
+    }
+
     /// Ends the conversation politely (QUIT); the next `send` opens a new connection.
     pub async fn close(&mut self) {
         match self {

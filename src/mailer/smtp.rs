@@ -74,6 +74,8 @@ pub struct SmtpSender {
     hello: ClientId,
     /// Boxed: lettre's connection holds its TLS state inline, over a kilobyte.
     connection: Option<Box<AsyncSmtpConnection>>,
+    /// Whether the relay takes 8-bit bodies (8BITMIME): assumed until a connection says otherwise.
+    eight_bit: bool,
 }
 
 impl fmt::Debug for SmtpSender {
@@ -127,7 +129,7 @@ impl SmtpSender {
             },
         };
         let tls = TlsSetup::new(config.tls, &config.host).map_err(SmtpConfigError)?;
-        Ok(Self { config, tls, hello, connection: None })
+        Ok(Self { config, tls, hello, connection: None, eight_bit: true })
     }
 
     /// Sends one message, connecting first when needed. A connection the relay closed while it sat idle is
@@ -146,6 +148,8 @@ impl SmtpSender {
                 Err(outcome) => return outcome,
             },
         };
+        self.eight_bit =
+            connection.server_info().supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime);
         let mut attempt = transaction(&mut connection, message, limit).await;
         if reused && attempt.stale {
             // Relays close idle connections (Postfix says 421 after 300 s); nothing was sent, so try a fresh one.
@@ -163,6 +167,11 @@ impl SmtpSender {
         }
         tracing::debug!(outcome = %attempt.outcome, "message handed over");
         attempt.outcome
+    }
+
+    /// Whether messages for this relay may carry 8-bit bodies (see [`crate::mailer::Outgoing::eight_bit`]).
+    pub fn accepts_8bit(&self) -> bool {
+        self.eight_bit
     }
 
     /// Ends the conversation politely (QUIT), if there is one.

@@ -172,8 +172,9 @@ fn mail_parameters(server: &ServerInfo, message: &BuiltMessage) -> Result<Vec<Ma
     }
     if !message.bytes.is_ascii() {
         if !server.supports_feature(Extension::EightBitMime) {
-            let reply = "554 5.6.3 the relay does not offer 8BITMIME, which this message needs (refused by Tidings)";
-            return Err(SendOutcome::Rejected { code: 554, reply: reply.to_owned() });
+            // Transient: the sender now knows the relay's limits, and the retry is built in quoted-printable.
+            let reply = "454 4.6.3 the relay does not offer 8BITMIME: the message is sent again in 7 bits";
+            return Err(SendOutcome::Transient { code: Some(454), reply: reply.to_owned() });
         }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }

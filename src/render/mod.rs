@@ -20,6 +20,7 @@ mod slots;
 mod source;
 mod template;
 mod text;
+mod wrap;
 
 use minijinja::context;
 use minijinja::value::Value;
@@ -143,7 +144,7 @@ fn issue_html(templates: &Templates, source: &IssueSource, common: &Value) -> Re
         ..common.clone()
     };
     let mjml = templates.render(DIGEST_MJML, context)?;
-    let html = mjml::to_html(templates, DIGEST_MJML, &mjml)?.html;
+    let html = wrap::wrap_html(&mjml::to_html(templates, DIGEST_MJML, &mjml)?.html, wrap::MAX_LINE);
     split(&html, &SlotRules { template: DIGEST_MJML, required: &ISSUE_HTML_REQUIRED, allowed: &ISSUE_SLOTS })
 }
 
@@ -189,7 +190,7 @@ pub fn compile_confirm(
     let rendered = mjml::to_html(templates, CONFIRM_MJML, &mjml)?;
     let allowed = [Slot::Name, Slot::ConfirmUrl];
     let rules = SlotRules { template: CONFIRM_MJML, required: &[Slot::ConfirmUrl], allowed: &allowed };
-    let html = split(&rendered.html, &rules)?;
+    let html = split(&wrap::wrap_html(&rendered.html, wrap::MAX_LINE), &rules)?;
     let text = templates.render(CONFIRM_TEXT, context)?;
     let text = split(&text, &SlotRules { template: CONFIRM_TEXT, ..rules })?;
     let subject = rendered.title.filter(|title| !title.trim().is_empty()).ok_or_else(|| RenderError::Slots {

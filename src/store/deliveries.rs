@@ -185,9 +185,31 @@ impl Store {
                       attempts = attempts + $7, first_attempt_at = COALESCE(first_attempt_at, CASE WHEN $7 = 1 THEN $6 END), \
                       ambiguous_at = CASE WHEN $8 THEN $6 ELSE ambiguous_at END, \
                       lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 WHERE id = $1";
+        // The common case, accepted messages, is one statement for the whole batch.
+        let ids = match self.backend() {
+            Backend::Sqlite => "SELECT value FROM json_each($1)",
+            Backend::Postgres => "SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text($1::jsonb)",
+        };
+        let sent_sql = format!(
+            "UPDATE deliveries SET status = 'sent', sent_at = $2, last_code = 250, last_error = NULL, \
+             attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = $2 WHERE id IN ({ids})"
+        );
+        let sent: Vec<i64> = results
+            .iter()
+            .filter(|r| r.attempted && matches!(&r.settlement, Settlement::Sent { code: Some(250) | None, .. }))
+            .map(|r| r.delivery_id)
+            .collect();
+        let sent_json = serde_json::to_string(&sent).unwrap_or_else(|_| "[]".to_owned());
         let result = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if !sent.is_empty() {
+                sqlx::query(sqlx::AssertSqlSafe(sent_sql)).bind(&sent_json).bind(now).execute(&mut *tx).await?;
+            }
             for result in results {
+                if result.attempted && matches!(&result.settlement, Settlement::Sent { code: Some(250) | None, .. }) {
+                    continue;
+                }
                 let (status, not_before, code, error, ambiguous) = match &result.settlement {
                     Settlement::Sent { code, reply } => ("sent", None, *code, Some(reply.clone()), false),
                     Settlement::Retry { not_before, code, error } => ("retry_wait", Some(to_millis(*not_before)), *code, Some(error.clone()), false),

@@ -12,6 +12,7 @@ mod lists;
 mod outbox;
 mod relay;
 mod subscribers;
+mod web;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub use lists::ListRow;
 pub use outbox::OUTBOX_CHUNK;
 pub use relay::{OpenCircuit, RateLimits};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
+pub use web::{
+    ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,
+    SubscribeOutcome, SubscribeRequest, Tally, WebCounts,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

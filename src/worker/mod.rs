@@ -52,6 +52,10 @@ pub async fn run_step(
     let outbox_pending = schedule::build_outboxes(context, now).await?;
     let dead_before = now.saturating_sub(context.config.dead_after).unwrap_or(now);
     report.reclaimed = context.store.reclaim_abandoned(now, dead_before).await?;
+    let expired = context.store.expire_pending_subscriptions(now).await?;
+    if expired.reverted + expired.removed > 0 {
+        tracing::info!(reverted = expired.reverted, removed = expired.removed, "unconfirmed subscriptions expired");
+    }
 
     report.idle_until = if shutdown.is_cancelled() {
         Some(now)

@@ -139,8 +139,15 @@ async fn send_one(
         html: &html,
         text: &text,
         is_test: false,
+        eight_bit: sender.accepts_8bit(),
     };
-    let message = match mailer::build(&outgoing, context.dkim.as_ref()) {
+    // An RSA signature costs milliseconds of CPU: let the runtime move other tasks off this thread meanwhile.
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+    let built = match &context.dkim {
+        Some(dkim) if multi_thread => tokio::task::block_in_place(|| mailer::build(&outgoing, Some(dkim))),
+        dkim => mailer::build(&outgoing, dkim.as_ref()),
+    };
+    let message = match built {
         Ok(message) => message,
         Err(e) => return result(Settlement::Failed { code: None, error: e.to_string() }, false, None),
     };

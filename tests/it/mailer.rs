@@ -88,6 +88,7 @@ impl Parts {
             html: &self.html,
             text: &self.text,
             is_test: false,
+            eight_bit: true,
         }
     }
 
@@ -126,8 +127,16 @@ fn header<'a>(message: &'a mail_parser::Message<'a>, name: &'static str) -> &'a 
 fn a_built_message_carries_every_header_and_both_parts_text_first() {
     let parts = Parts::new("zoe@example.org");
     let built = parts.build("<122.4711.k3j2@example.com>");
-    assert!(built.bytes.is_ascii(), "everything is encoded: the message is 7-bit");
+    // For a relay that takes 8-bit bodies the parts go as they are; the headers are always 7-bit.
+    let end_of_headers = built.bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a blank line ends the headers");
+    assert!(built.bytes[..end_of_headers].is_ascii(), "headers are 7-bit");
     assert!(built.bytes.split(|&b| b == b'\n').all(|line| line.len() <= 998), "a line is longer than 998 octets");
+    // For one that does not, everything is quoted-printable.
+    let seven_bit = build(&Outgoing { eight_bit: false, ..parts.outgoing("<122.4711.k3j2@example.com>") }, None)
+        .expect("a valid message");
+    assert!(seven_bit.bytes.is_ascii(), "everything is encoded: the message is 7-bit");
+    let decoded = MessageParser::default().parse(&seven_bit.bytes).expect("mail-parser reads it");
+    assert_eq!(decoded.body_html(0), MessageParser::default().parse(&built.bytes).expect("parse").body_html(0));
     let message = MessageParser::default().parse(&built.bytes).expect("mail-parser reads it");
     assert_eq!(message.message_id(), Some("122.4711.k3j2@example.com"));
     assert_eq!(header(&message, "Message-ID"), "<122.4711.k3j2@example.com>");

@@ -4,6 +4,7 @@ mod helpers;
 
 mod browser;
 mod config;
+mod daemon;
 mod delivery;
 mod import;
 mod issues;
@@ -12,3 +13,4 @@ mod migrations;
 mod render;
 mod smtp_server;
 mod subscribers;
+mod web;

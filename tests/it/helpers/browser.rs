@@ -242,3 +242,55 @@ pub fn artifacts_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the artifacts folder");
     dir
 }
+
+/// Steps the web tests add: acting as a phone, clicks that do not navigate, typing and keys.
+impl Page<'_> {
+    /// Sends `agent` as the user agent from now on (a phone's, not headless Chromium's, which the rating
+    /// page rightly takes for a link scanner).
+    pub async fn set_user_agent(&self, agent: &str) {
+        self.call("Emulation.setUserAgentOverride", json!({ "userAgent": agent })).await;
+    }
+
+    /// Clicks the centre of the element matching `selector` with a real mouse event, without waiting for a
+    /// page to load (a label, a radio button).
+    pub async fn click(&self, selector: &str) {
+        let point = self
+            .eval(&format!(
+                "(function(){{var e=document.querySelector({sel});if(!e)return null;e.scrollIntoView({{block:'center'}});\
+                 var b=e.getBoundingClientRect();return {{x:b.left+b.width/2,y:b.top+b.height/2}};}})()",
+                sel = serde_json::to_string(selector).expect("selector")
+            ))
+            .await;
+        assert!(!point.is_null(), "nothing matches {selector}");
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": point["x"], "y": point["y"], "button": "left", "clickCount": 1 }),
+            )
+            .await;
+        }
+    }
+
+    /// Focuses the element matching `selector` and types `text` into it, as a keyboard would.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let focused = self
+            .eval(&format!(
+                "(function(){{var e=document.querySelector({sel});if(!e)return false;e.focus();return true;}})()",
+                sel = serde_json::to_string(selector).expect("selector")
+            ))
+            .await;
+        assert_eq!(focused, Value::Bool(true), "nothing matches {selector}");
+        self.call("Input.insertText", json!({ "text": text })).await;
+    }
+
+    /// Presses and releases a key on the focused element, e.g. `("ArrowRight", 39)` or `("Tab", 9)`.
+    pub async fn press(&self, key: &str, key_code: u32) {
+        for kind in ["rawKeyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": key_code }),
+            )
+            .await;
+        }
+    }
+}

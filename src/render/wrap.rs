@@ -1,0 +1,79 @@
+//! Short lines for HTML: mrml writes lines of many kilobytes, and a mail line may not exceed 998 octets. Lines
+//! are broken once per issue, at a space that HTML treats as insignificant (between attributes, or in text,
+//! where a line break and a space render alike), so per recipient the parts can go as 8-bit text without any
+//! encoding.
+
+/// Literal lines are kept under this many bytes, leaving room for a slot value (a URL, a name) on the line.
+pub(crate) const MAX_LINE: usize = 700;
+
+/// Breaks lines longer than `max` bytes at the first space after `max` between two attributes of a tag; a line
+/// that grows past `max + max / 4` without one is broken at a space in its text (outside `<pre>` and
+/// `<textarea>`). Spaces inside quoted attribute values are never touched. A line without any such space stays
+/// as it is (the mailer then falls back to quoted-printable).
+pub(crate) fn wrap_html(html: &str, max: usize) -> String {
+    let mut out = String::with_capacity(html.len() + html.len() / max + 8);
+    let (mut line, mut in_tag, mut quote, mut preformatted) = (0usize, false, None::<char>, 0usize);
+    let mut rest = html;
+    while let Some(ch) = rest.chars().next() {
+        match ch {
+            '\n' => line = 0,
+            '<' if quote.is_none() => {
+                in_tag = true;
+                let tag = rest.get(..10).unwrap_or(rest).to_ascii_lowercase();
+                if tag.starts_with("<pre") || tag.starts_with("<textarea") {
+                    preformatted += 1;
+                } else if tag.starts_with("</pre") || tag.starts_with("</textarea") {
+                    preformatted = preformatted.saturating_sub(1);
+                }
+            }
+            '>' if quote.is_none() => in_tag = false,
+            '"' | '\'' if in_tag => {
+                quote = match quote {
+                    None => Some(ch),
+                    Some(open) if open == ch => None,
+                    other => other,
+                }
+            }
+            ' ' if quote.is_none() && ((in_tag && line >= max) || (line >= max + max / 4 && preformatted == 0)) => {
+                out.push('\n');
+                line = 0;
+                rest = &rest[1..];
+                continue;
+            }
+            _ => {}
+        }
+        out.push(ch);
+        line += ch.len_utf8();
+        rest = &rest[ch.len_utf8()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_break_at_spaces_outside_attribute_values() {
+        let html = r#"<td style="a: b; c: d" class="x">one two three four</td>"#;
+        let wrapped = wrap_html(html, 5);
+        assert!(wrapped.contains(r#"style="a: b; c: d""#), "{wrapped}");
+        assert!(wrapped.contains("\"\nclass=\"x\">"), "the tag breaks between its attributes: {wrapped}");
+        assert_eq!(wrapped.replace('\n', " "), html);
+    }
+
+    #[test]
+    fn preformatted_text_and_short_lines_are_left_alone() {
+        let html = "<pre>a b c d e f</pre>";
+        assert_eq!(wrap_html(html, 2), html);
+        assert_eq!(wrap_html("<p>short line</p>\n<p>another</p>", 700), "<p>short line</p>\n<p>another</p>");
+    }
+
+    #[test]
+    fn apostrophes_in_text_do_not_open_a_quote() {
+        let html = "<p>China's regulators say it's fine and more words here</p>";
+        let wrapped = wrap_html(html, 10);
+        assert!(wrapped.lines().all(|line| line.len() < 30), "{wrapped}");
+        assert_eq!(wrapped.replace('\n', " "), html);
+    }
+}
