@@ -119,7 +119,7 @@ CREATE TABLE deliveries (
     sent_at           BIGINT
 );
 CREATE UNIQUE INDEX deliveries_one_per_subscriber ON deliveries (issue_id, subscriber_id) WHERE is_test = false;
-CREATE INDEX deliveries_due ON deliveries (status, not_before);
+CREATE INDEX deliveries_due ON deliveries (status, not_before, id);
 CREATE INDEX deliveries_by_issue ON deliveries (issue_id, status);
 
 -- Everything that happened after sending, one row per event, for stats and reports.

@@ -54,7 +54,7 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
     let number = source.number.get();
     let issue =
         context.store.issue_by_number(list.id, i64::from(number)).await?.context("the sample issue was not stored")?;
-    writeln!(out, "2. added issue {number} ({}): {}", issue.status, issue.subject)?;
+    writeln!(out, "2. issue {number} is stored ({}): {}", issue.status, issue.subject)?;
     if issue.status == "draft" {
         context.store.start_issue(issue.id, clock.now()).await?;
         writeln!(out, "3. sending issue {number} to the active subscribers of `{}`", list.slug)?;

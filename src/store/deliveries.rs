@@ -124,10 +124,13 @@ impl Store {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
         };
+        // One status at a time, so that each claim is a range of the (status, not_before) index read in order:
+        // with `status IN (...)` the database would sort every due row for each batch. Deliveries whose first
+        // attempt had an unknown outcome go first, then retries, then the rest.
         let claim = format!(
             "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
              WHERE id IN (SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-             WHERE d.status IN ('queued', 'retry_wait', 'ambiguous') AND d.not_before <= $3 AND d.is_test = false \
+             WHERE d.status = $5 AND d.not_before <= $3 AND d.is_test = false \
              AND i.status = 'sending' ORDER BY d.not_before, d.id LIMIT $4 {lock}) \
              RETURNING id"
         );
@@ -137,13 +140,22 @@ impl Store {
                        WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.not_before, d.id";
         let result = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let claimed: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim))
-                .bind(owner)
-                .bind(to_millis(lease_until))
-                .bind(to_millis(now))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
+            let mut claimed: Vec<(i64,)> = Vec::new();
+            for status in ["ambiguous", "retry_wait", "queued"] {
+                let wanted = i64::from(limit) - claimed.len() as i64;
+                if wanted <= 0 {
+                    break;
+                }
+                let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
+                    .bind(owner)
+                    .bind(to_millis(lease_until))
+                    .bind(to_millis(now))
+                    .bind(wanted)
+                    .bind(status)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                claimed.extend(rows);
+            }
             let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
                 Vec::new()
             } else {

@@ -90,10 +90,7 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(options.busy_timeout)
-                // 16 MiB of page cache per connection (SQLite's default is 2 MiB): bulk writes touch indexes
-                // all over, and each miss is a system call.
-                .pragma("cache_size", "-16384");
+                .busy_timeout(options.busy_timeout);
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .connect_with(connect)
