@@ -49,6 +49,21 @@ pub enum Command {
     )]
     Serve,
 
+    /// The weekly slots of each list with a cadence: past slots and what became of them (sent, waiting,
+    /// missed, skipped), and the coming slots with the queued issue that will fill each.
+    #[command(after_help = "Example:\n  tidings queue --weeks 8\n  tidings queue --list weekly --json")]
+    Queue {
+        /// How many coming slots to show (and at most as many past ones).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=520))]
+        weeks: u32,
+        /// Only this list (default: every list with a weekly slot).
+        #[arg(long)]
+        list: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// The whole journey on the built-in defaults: import the sample subscribers, add and send the sample issue
     /// into ./outbox, and keep serving the links in that mail until Ctrl-C. Safe to run again.
     #[command(after_help = "Example:\n  tidings demo")]
@@ -124,6 +139,27 @@ pub enum IssueCommand {
         /// The time zone of --at (default: the list's).
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
+        /// --at is each subscriber's own local time (their stored zone, else the list's): the send spans about
+        /// a day, starting when the first zone on Earth reaches that time.
+        #[arg(long)]
+        local_time: bool,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Put a draft in the weekly queue: the daemon sends queued issues in number order, one at each of the
+    /// list's weekly slots (see `tidings queue`).
+    #[command(after_help = "Example:\n  tidings issue queue 123")]
+    Queue {
+        number: u32,
+        #[arg(long)]
+        list: Option<String>,
+    },
+
+    /// Take a queued issue out of the queue (it becomes a draft again).
+    #[command(after_help = "Example:\n  tidings issue unqueue 123")]
+    Unqueue {
+        number: u32,
         #[arg(long)]
         list: Option<String>,
     },

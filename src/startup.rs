@@ -44,7 +44,7 @@ impl Application {
     /// store, renders the confirmation email of each list, and binds the listener.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
         let links = settings.link_builder()?;
-        let context = AdminContext::open(settings, clock.clone()).await.context("cannot open the database")?;
+        let context = AdminContext::open(settings, clock.clone()).await?;
         let settings = context.settings;
         let store = context.store;
         let delivery = delivery_context(&settings, store.clone(), clock.clone(), links.clone())?;
@@ -270,6 +270,8 @@ pub fn delivery_context(
         limits: RateLimits { per_second: delivery.per_second, per_hour: delivery.per_hour, per_day: delivery.per_day },
         relay,
         track_opens: settings.tracking.opens,
+        admin_email: admin_mailbox(settings)?,
+        notice_before: settings.admin.notice_before,
     };
     let daemon_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     Ok(DeliveryContext::new(
@@ -282,6 +284,16 @@ pub fn delivery_context(
         dkim_signer(settings)?,
         senders(settings, settings.smtp.pool_size.max(1) as usize)?,
     ))
+}
+
+/// `admin.email` as a mailbox; `None` when it is empty.
+fn admin_mailbox(settings: &Settings) -> anyhow::Result<Option<Mailbox>> {
+    let email = settings.admin.email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let address = crate::domain::SubscriberEmail::parse(email).map_err(|e| anyhow!("admin.email: {e}"))?;
+    Ok(Some(Mailbox::new(Some("Tidings admin".to_owned()), address.address().clone())))
 }
 
 /// The relay the rate limits and the circuit belong to: `host:port`, or `outbox`.

@@ -13,44 +13,65 @@ use serde_json::json;
 
 use super::issue::{find, load_compiled};
 use super::{AdminContext, format_millis};
-use crate::domain::{LinkBuilder, LinkKeys, SubscriberEmail};
+use crate::domain::{LinkBuilder, LinkKeys, SubscriberEmail, check_time_zone, earliest_instant, resolve_local_time};
 use crate::mailer::{self, Outgoing, SendOutcome};
 use crate::render::Recipient;
 use crate::store::{DeliveryCounts, IssueRow};
 
+#[allow(clippy::too_many_arguments)]
 pub async fn schedule(
     context: &AdminContext,
     number: u32,
     list: Option<&str>,
     at: &str,
     tz: Option<&str>,
+    local_time: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let (list, issue) = find(context, number, list).await?;
+    if local_time && tz.is_some() {
+        bail!("--local-time and --tz do not go together: with --local-time, --at is each subscriber's own time");
+    }
     let zone_name = tz.unwrap_or(&list.time_zone);
-    let zone = jiff::tz::TimeZone::get(zone_name)
-        .map_err(|_| anyhow!("--tz: `{zone_name}` is not an IANA time zone, e.g. Europe/Berlin"))?;
+    let zone = check_time_zone(zone_name).map_err(|e| anyhow!("--tz: {e}"))?;
     let local: jiff::civil::DateTime = at
         .trim()
         .parse()
         .map_err(|e| anyhow!("--at: `{at}` is not a local date and time like \"2026-12-07 08:00\" ({e})"))?;
     // A time skipped by a daylight-saving change runs at the first valid instant after it; a repeated one
-    // runs once, at the earlier instant (jiff's "compatible" rule).
-    let when = local.to_zoned_datetime(zone).map_err(|e| anyhow!("--at: {e}"))?;
+    // runs once, at the earlier instant.
+    let when = resolve_local_time(&zone, local).to_zoned_datetime(zone);
+    // A local-time send starts when the first zone on Earth reaches that hour.
+    let (send_at, local_at) = if local_time {
+        (earliest_instant(local), Some(local.strftime("%Y-%m-%dT%H:%M:%S").to_string()))
+    } else {
+        (when.timestamp(), None)
+    };
     let now = context.clock.now();
-    if !context.store.schedule_issue(issue.id, when.timestamp(), now).await? {
+    if !context.store.schedule_issue(issue.id, send_at, local_at.as_deref(), now).await? {
         bail!(
-            "issue {number} is {}; only a draft, a scheduled issue or a paused one that has not started can be scheduled",
+            "issue {number} is {}; only a draft, a queued or scheduled issue, or a paused one that has not started \
+             can be scheduled",
             issue.status
         );
     }
-    writeln!(
-        out,
-        "issue {number} is scheduled for {} ({})",
-        when.strftime("%Y-%m-%d %H:%M %Z (%:z)"),
-        when.timestamp()
-    )?;
-    if when.timestamp() < now {
+    if local_time {
+        writeln!(
+            out,
+            "issue {number} is scheduled for {} in each subscriber's own time zone ({} for those without one); \
+             sending starts at {send_at}, when the first zone reaches that time",
+            local.strftime("%Y-%m-%d %H:%M"),
+            list.time_zone
+        )?;
+    } else {
+        writeln!(
+            out,
+            "issue {number} is scheduled for {} ({})",
+            when.strftime("%Y-%m-%d %H:%M %Z (%:z)"),
+            when.timestamp()
+        )?;
+    }
+    if send_at < now {
         writeln!(
             out,
             "that time has passed: a running daemon sends it now, unless it is more than delivery.max_late late"
@@ -171,6 +192,11 @@ pub async fn status(
     let report = progress(context, &issue, now).await?;
     let circuit = context.store.open_circuit(&relay, now).await?;
     let ambiguous = context.store.ambiguous_deliveries(issue.id).await?;
+    let zones = match report.issue.local_at {
+        Some(_) => context.store.zone_progress(issue.id).await?,
+        None => Vec::new(),
+    };
+    let slot = context.store.slot_of_issue(issue.id).await?;
     if json {
         let value = json!({
             "number": report.issue.number,
@@ -178,6 +204,14 @@ pub async fn status(
             "status": report.issue.status,
             "hold_reason": report.issue.hold_reason,
             "send_at": report.issue.send_at.map(format_millis),
+            "local_at": report.issue.local_at,
+            "slot": slot.as_ref().map(|slot| json!({
+                "slot_at": format_millis(slot.slot_at), "status": slot.status, "detail": slot.detail,
+            })),
+            "zones": zones.iter().map(|z| json!({
+                "time_zone": z.time_zone, "total": z.total, "sent": z.sent, "pending": z.pending,
+                "first_not_before": format_millis(z.first_not_before),
+            })).collect::<Vec<_>>(),
             "started_at": report.issue.started_at.map(format_millis),
             "finished_at": report.issue.finished_at.map(format_millis),
             "deliveries": report.counts,
@@ -198,13 +232,37 @@ pub async fn status(
     if let Some(reason) = &report.issue.hold_reason {
         writeln!(out, "  waiting:    {reason}")?;
     }
-    if let Some(at) = report.issue.send_at {
-        writeln!(out, "  send at:    {}", format_millis(at))?;
+    if let Some(slot) = &slot {
+        writeln!(out, "  slot:       weekly slot of {} ({})", format_millis(slot.slot_at), slot.status)?;
+    }
+    match (&report.issue.local_at, report.issue.send_at) {
+        (Some(local), Some(at)) => writeln!(
+            out,
+            "  send at:    {} in each subscriber's own time zone (from {} on, as zones reach it)",
+            local.replace('T', " "),
+            format_millis(at)
+        )?,
+        (None, Some(at)) => writeln!(out, "  send at:    {}", format_millis(at))?,
+        _ => {}
     }
     if let Some(circuit) = &circuit {
         writeln!(out, "  relay:      unavailable ({}); trying again at {}", circuit.reason, circuit.open_until)?;
     }
     writeln!(out, "  deliveries: {}", report.line())?;
+    if !zones.is_empty() {
+        writeln!(out, "  per time zone (earliest first):")?;
+        for zone in &zones {
+            writeln!(
+                out,
+                "    {:<32} from {}  sent {} of {}, {} pending",
+                zone.time_zone,
+                format_millis(zone.first_not_before),
+                zone.sent,
+                zone.total,
+                zone.pending
+            )?;
+        }
+    }
     if !ambiguous.is_empty() {
         writeln!(out, "  possibly received twice (the outcome of an attempt was unknown): {}", ambiguous.len())?;
         for a in &ambiguous {

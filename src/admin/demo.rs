@@ -36,7 +36,7 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
             "links are signed with a demo key kept in {KEY_FILE} (set TIDINGS_LINKS__SIGNING_KEYS for real use)"
         )?;
     }
-    let context = AdminContext::open(settings.clone(), clock.clone()).await.context("cannot open the database")?;
+    let context = AdminContext::open(settings.clone(), clock.clone()).await?;
     let list = context.list(None).await?;
 
     let summary = import::import_file(&context.store, &clock, list.id, Path::new(SUBSCRIBERS), |_| {}).await?;

@@ -74,9 +74,11 @@ pub async fn run(context: &AdminContext, command: IssueCommand, out: &mut dyn Wr
         IssueCommand::TestSend { number, to, list } => {
             super::delivery::test_send(context, number, list.as_deref(), &to, out).await
         }
-        IssueCommand::Schedule { number, at, tz, list } => {
-            super::delivery::schedule(context, number, list.as_deref(), &at, tz.as_deref(), out).await
+        IssueCommand::Schedule { number, at, tz, local_time, list } => {
+            super::delivery::schedule(context, number, list.as_deref(), &at, tz.as_deref(), local_time, out).await
         }
+        IssueCommand::Queue { number, list } => super::queue::queue(context, number, list.as_deref(), out).await,
+        IssueCommand::Unqueue { number, list } => super::queue::unqueue(context, number, list.as_deref(), out).await,
         IssueCommand::Send { number, list } => super::delivery::send(context, number, list.as_deref(), out).await,
         IssueCommand::Pause { number, list } => {
             super::delivery::change(context, number, list.as_deref(), "pause", out).await

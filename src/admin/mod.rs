@@ -7,6 +7,7 @@ mod delivery;
 mod demo;
 pub mod import;
 mod issue;
+mod queue;
 mod subscriber;
 
 use std::io::Write;
@@ -34,7 +35,7 @@ impl AdminContext {
     /// Opens the store, applies migrations and records the configured lists.
     pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let lists = settings.list_specs()?;
-        let store = Store::open(&store_options(&settings)).await?;
+        let store = Store::open(&store_options(&settings)).await.context("cannot open the database")?;
         store.sync_lists(&lists, clock.now()).await?;
         Ok(Self { settings, store, clock })
     }
@@ -61,7 +62,16 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 
 /// Runs one command; the error, if any, is printed by the caller as one line.
 pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let clock = Clock::system();
+    run_with_clock(command, settings, Clock::system(), out).await
+}
+
+/// [`run`] with a given clock: tests run commands in-process at a time of their choosing.
+pub async fn run_with_clock(
+    command: Command,
+    settings: Settings,
+    clock: Clock,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate => {
             let store = Store::connect(&store_options(&settings)).await?;
@@ -75,7 +85,7 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
             Ok(ExitCode::SUCCESS)
         }
         Command::Subscriber(command) => {
-            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let context = AdminContext::open(settings, clock).await?;
             let code = subscriber::run(&context, command, out).await;
             context.store.close().await;
             code
@@ -98,8 +108,14 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run(settings, clock, out).await,
+        Command::Queue { weeks, list, json } => {
+            let context = AdminContext::open(settings, clock).await?;
+            let code = queue::show(&context, weeks, list.as_deref(), json, out).await;
+            context.store.close().await;
+            code
+        }
         Command::Issue(command) => {
-            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let context = AdminContext::open(settings, clock).await?;
             let code = issue::run(&context, command, out).await;
             context.store.close().await;
             code

@@ -13,7 +13,7 @@ use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::{LinkBuilder, LinkKeys, ListSlug, ListSpec};
+use crate::domain::{LinkBuilder, LinkKeys, ListSlug, ListSpec, WeeklySlot};
 
 pub use load::{ConfigError, load, load_layers};
 
@@ -194,7 +194,10 @@ pub struct TrackingSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
+    /// Where notices for the editor go; empty: none.
     pub email: String,
+    /// How long before a slot with an empty queue the notice goes out.
+    pub notice_before: SignedDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -263,6 +266,9 @@ impl Settings {
                 ConfigError::new(format!("lists.{slug}.time_zone: `{}` is not an IANA time zone", list.time_zone))
             })?;
             let weekly = (!list.weekly.trim().is_empty()).then(|| list.weekly.trim().to_owned());
+            if let Some(weekly) = &weekly {
+                WeeklySlot::parse(weekly).map_err(|e| ConfigError::new(format!("lists.{slug}.weekly: {e}")))?;
+            }
             specs.push(ListSpec {
                 slug,
                 name: list.name.clone(),

@@ -1,8 +1,10 @@
-//! The product's vocabulary as types: subscriber emails and names, list slugs, statuses and link tokens.
+//! The product's vocabulary as types: subscriber emails and names, list slugs, statuses, link tokens, and the
+//! weekly cadence with its wall-clock rules.
 //!
 //! Everything here is built through `parse`/`TryFrom`, so the rest of the crate cannot hold an invalid value.
 //! This module performs no I/O and depends on nothing else in the crate.
 
+mod cadence;
 mod digest;
 mod issue_number;
 mod links;
@@ -12,6 +14,10 @@ mod subscriber_email;
 mod subscriber_name;
 mod token;
 
+pub use cadence::{
+    Cadence, EARLIEST_OFFSET_HOURS, SlotTime, WeeklySlot, check_time_zone, earliest_instant,
+    resolve as resolve_local_time,
+};
 pub use digest::sha256_hex;
 pub use issue_number::{IssueNumber, IssueNumberError};
 pub use links::{CONFIRM_PATH, IssueLinks, LinkBuilder, OPEN_PATH, RATE_PATH, UNSUBSCRIBE_PATH, VIEW_PATH};

@@ -94,6 +94,10 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         Ok(counts) => counts,
         Err(e) => return super::internal_error(&state, "metrics: cannot read the totals", &e),
     };
+    let missed = match state.store.missed_slot_count().await {
+        Ok(missed) => missed,
+        Err(e) => return super::internal_error(&state, "metrics: cannot count the missed slots", &e),
+    };
     let dropped = i64::try_from(state.web.opens.dropped()).unwrap_or(i64::MAX);
     let totals = [
         ("tidings_messages_sent_total", "counter", "Messages accepted by the relay.", counts.sent),
@@ -104,6 +108,7 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         ("tidings_votes_total", "counter", "Star votes that count, one per subscriber and issue.", counts.votes),
         ("tidings_flagged_votes_total", "counter", "Votes that looked automated, left out.", counts.flagged_votes),
         ("tidings_opens_dropped_total", "counter", "Opens this process could not write.", dropped),
+        ("tidings_slots_missed_total", "counter", "Weekly slots that passed with nothing queued.", missed),
     ];
     let mut out = String::with_capacity(4096);
     for (name, kind, help, value) in totals {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::guard::{ClientIp, Rendered, prefetch, user_agent};
 use super::pages::Message;
 use super::{AppState, ConfirmationRequest};
-use crate::domain::{CONFIRM_PATH, Purpose, SubscriberEmail, SubscriberName, SubscriptionStatus};
+use crate::domain::{CONFIRM_PATH, Purpose, SubscriberEmail, SubscriberName, SubscriptionStatus, check_time_zone};
 use crate::store::{SubscribeOutcome, SubscribeRequest};
 
 const CHECK_INBOX: &str = "If this address can receive it, a confirmation email is on its way. Open the link in it \
@@ -32,6 +32,9 @@ pub(crate) struct SubscribeFields {
     email: String,
     #[serde(default)]
     name: Option<String>,
+    /// An IANA time zone name, optional: issues sent at local time reach the subscriber at that hour there.
+    #[serde(default)]
+    tz: Option<String>,
     /// The honeypot: hidden from people, filled in by bots.
     #[serde(default)]
     website: Option<String>,
@@ -45,11 +48,14 @@ enum Refusal {
 
 /// `GET /subscribe`.
 pub(crate) async fn form(State(state): State<AppState>) -> Response {
-    form_page(&state, StatusCode::OK, "", "", None)
+    form_page(&state, StatusCode::OK, &SubscribeFields::default(), None)
 }
 
-fn form_page(state: &AppState, status: StatusCode, email: &str, name: &str, error: Option<&str>) -> Response {
-    let context = context! { title => "Subscribe", email, name, error };
+fn form_page(state: &AppState, status: StatusCode, fields: &SubscribeFields, error: Option<&str>) -> Response {
+    let email = fields.email.as_str();
+    let name = fields.name.as_deref().unwrap_or_default();
+    let tz = fields.tz.as_deref().unwrap_or_default();
+    let context = context! { title => "Subscribe", email, name, tz, error };
     state.web.pages.render(status, "subscribe.html", context, None)
 }
 
@@ -69,15 +75,12 @@ pub(crate) async fn submit(
             let page = Message::new("Check your inbox", &[CHECK_INBOX, "Nothing there? Look in your spam folder."]);
             state.web.pages.message(StatusCode::OK, page, None)
         }
-        Err(Refusal::Invalid(reason)) => {
-            let name = fields.name.as_deref().unwrap_or_default();
-            form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &fields.email, name, Some(&reason))
-        }
+        Err(Refusal::Invalid(reason)) => form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &fields, Some(&reason)),
         Err(Refusal::Failed) => state.web.pages.status_page(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
-/// `POST /api/subscribe` with `{"email": ..., "name": ...}`: 202 and the same message whatever happened, 422
+/// `POST /api/subscribe` with `{"email": ..., "name": ..., "tz": ...}`: 202 and the same message whatever happened, 422
 /// with the reason for an invalid address or name.
 pub(crate) async fn api(
     State(state): State<AppState>,
@@ -122,6 +125,10 @@ async fn request(
     let email = SubscriberEmail::parse(&fields.email).map_err(|e| Refusal::Invalid(e.to_string()))?;
     let name = SubscriberName::parse(fields.name.as_deref().unwrap_or_default())
         .map_err(|e| Refusal::Invalid(e.to_string()))?;
+    let time_zone = match fields.tz.as_deref().map(str::trim).filter(|tz| !tz.is_empty()) {
+        Some(tz) => Some(check_time_zone(tz).map(|_| tz).map_err(|e| Refusal::Invalid(format!("Time zone: {e}")))?),
+        None => None,
+    };
     let now = state.web.clock.now();
     let list_id = state.web.default_list.id;
     let (ip, agent) = (ip.map(|ip| ip.to_string()), user_agent(headers));
@@ -129,6 +136,7 @@ async fn request(
         list_id,
         email: &email,
         name: &name,
+        time_zone,
         ip: ip.as_deref(),
         user_agent: agent.as_deref(),
         expires_at: now.saturating_add(state.web.settings.pending_expiry).unwrap_or(now),

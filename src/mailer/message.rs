@@ -141,6 +141,39 @@ pub fn build(outgoing: &Outgoing<'_>, dkim: Option<&DkimSigner>) -> Result<Built
     })
 }
 
+/// A plain-text notice to the admin (an empty weekly queue), signed like every message when DKIM is on. The
+/// subject and text are Tidings' own words; a subject holding a line break is refused all the same.
+pub fn build_notice(
+    message_id: &str,
+    from: &Mailbox,
+    to: &Mailbox,
+    subject: &str,
+    text: &str,
+    date: jiff::Timestamp,
+    dkim: Option<&DkimSigner>,
+) -> Result<BuiltMessage, BuildError> {
+    if subject.chars().any(char::is_control) {
+        return Err(BuildError::ControlCharacter { header: "Subject" });
+    }
+    let mut message = Message::builder()
+        .message_id(Some(message_id.to_owned()))
+        .date(system_time(date))
+        .from(from.clone())
+        .to(to.clone())
+        .subject(subject)
+        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()))
+        .singlepart(part(ContentType::TEXT_PLAIN, text, false))
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if let Some(signer) = dkim {
+        signer.sign(&mut message);
+    }
+    Ok(BuiltMessage {
+        message_id: message_id.to_owned(),
+        envelope: message.envelope().clone(),
+        bytes: message.formatted(),
+    })
+}
+
 /// lettre's Date wants a `SystemTime`. A send date before 1970 cannot happen; it would become the epoch.
 fn system_time(date: jiff::Timestamp) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::try_from(date.as_duration()).unwrap_or_default()

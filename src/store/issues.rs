@@ -20,6 +20,11 @@ pub struct IssueRow {
     pub source_hash: String,
     pub status: String,
     pub send_at: Option<i64>,
+    /// A local-time issue's wall-clock date and time, e.g. `2026-12-07T08:00:00`: each subscriber gets it at
+    /// that time in their own zone, and `send_at` is when the first zone reaches it.
+    pub local_at: Option<String>,
+    /// When it joined the weekly queue.
+    pub queued_at: Option<i64>,
     pub hold_reason: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
@@ -64,8 +69,9 @@ pub enum SaveOutcome {
     },
 }
 
-const ISSUE_COLUMNS: &str = "id, list_id, number, subject, preheader, period, source_path, source_hash, status, \
-                             send_at, hold_reason, started_at, finished_at, created_at, updated_at";
+pub(crate) const ISSUE_COLUMNS: &str = "id, list_id, number, subject, preheader, period, source_path, source_hash, \
+                                        status, send_at, local_at, queued_at, hold_reason, started_at, finished_at, \
+                                        created_at, updated_at";
 
 impl Store {
     /// Stores a new draft, or updates a draft whose source changed. Anything past `draft` is left alone.

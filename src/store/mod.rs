@@ -5,6 +5,7 @@
 //! This is the only module that imports sqlx. It performs no network I/O other than to the database, and no
 //! transaction here ever waits on anything but the database.
 
+mod cadence;
 mod deliveries;
 mod import;
 mod issues;
@@ -22,11 +23,12 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
 pub use deliveries::{AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, Settlement};
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
-pub use outbox::OUTBOX_CHUNK;
+pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use web::{

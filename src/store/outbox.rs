@@ -10,25 +10,59 @@ use jiff::Timestamp;
 use super::{IssueRow, Store, on_pool};
 use crate::clock::to_millis;
 
+/// A local-time send: a wall-clock date and time, reached in each subscriber's own zone.
+#[derive(Debug, Clone)]
+pub struct LocalSchedule {
+    pub local_at: jiff::civil::DateTime,
+    /// The list's zone, for subscribers without a zone (or with one that no longer resolves).
+    pub list_zone: String,
+    /// `local_at` in the list's zone.
+    pub list_instant: Timestamp,
+}
+
+impl LocalSchedule {
+    pub fn new(local_at: jiff::civil::DateTime, list_zone: &str) -> anyhow::Result<Self> {
+        let zone = jiff::tz::TimeZone::get(list_zone)
+            .with_context(|| format!("the list's time zone `{list_zone}` is not an IANA time zone"))?;
+        let list_instant = crate::domain::resolve_local_time(&zone, local_at);
+        Ok(Self { local_at, list_zone: list_zone.to_owned(), list_instant })
+    }
+
+    /// `local_at` in the zone with this IANA name; `None` for a name that does not resolve.
+    pub fn instant_in(&self, zone: &str) -> Option<Timestamp> {
+        let zone = jiff::tz::TimeZone::get(zone).ok()?;
+        Some(crate::domain::resolve_local_time(&zone, self.local_at))
+    }
+}
+
 /// Subscribers whose delivery rows one transaction creates.
 pub const OUTBOX_CHUNK: i64 = 10_000;
 
 /// Deliveries not yet settled: the issue is not finished while any remain.
 pub(crate) const PENDING: &str = "('queued', 'sending', 'retry_wait', 'ambiguous')";
 
-const ISSUE_COLUMNS: &str = "id, list_id, number, subject, preheader, period, source_path, source_hash, status, \
-                             send_at, hold_reason, started_at, finished_at, created_at, updated_at";
+use super::issues::ISSUE_COLUMNS;
 
 impl Store {
-    /// Schedules a draft (or re-schedules a scheduled or not-yet-started paused issue) for `send_at`.
-    /// Returns false when the issue is in no state to be scheduled.
-    pub async fn schedule_issue(&self, issue_id: i64, send_at: Timestamp, now: Timestamp) -> anyhow::Result<bool> {
-        let sql = "UPDATE issues SET status = 'scheduled', send_at = $2, hold_reason = NULL, updated_at = $3 \
+    /// Schedules a draft (or re-schedules a scheduled, queued or not-yet-started paused issue) for `send_at`.
+    /// `local_at`: a local-time send's wall-clock date and time (`send_at` is then when the first zone reaches
+    /// it). Returns false when the issue is in no state to be scheduled.
+    pub async fn schedule_issue(
+        &self,
+        issue_id: i64,
+        send_at: Timestamp,
+        local_at: Option<&str>,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let sql = "UPDATE issues SET status = 'scheduled', send_at = $2, local_at = $3, local_time = $4, \
+                   hold_reason = NULL, queued_at = NULL, updated_at = $5 \
                    WHERE id = $1 AND (status IN ('draft', 'scheduled', 'queued') \
                    OR (status = 'paused' AND started_at IS NULL))";
         let changed = on_pool!(self, pool => sqlx::query(sql)
             .bind(issue_id)
             .bind(to_millis(send_at))
+            .bind(local_at)
+            .bind(local_at.is_some())
             .bind(to_millis(now))
             .execute(pool)
             .await?
@@ -84,8 +118,10 @@ impl Store {
 
     /// Creates the delivery rows of up to [`OUTBOX_CHUNK`] subscribers with ids after `after`: the list's
     /// subscriptions that were active when the issue started. Idempotent (a row per subscriber and issue at
-    /// most). Each Message-ID is fixed here, so a retry carries the same one. Returns the last subscriber id
-    /// looked at, or `None` when there were no more.
+    /// most). Each Message-ID is fixed here, so a retry carries the same one. Each row waits until
+    /// `not_before`, or for a local-time send until the wall-clock time in the subscriber's zone (the list's
+    /// zone for a subscriber without one), and records that zone. Returns the last subscriber id looked at, or
+    /// `None` when there were no more.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_outbox_chunk(
         &self,
@@ -93,11 +129,15 @@ impl Store {
         after: i64,
         message_id_suffix: &str,
         not_before: Timestamp,
+        local: Option<&LocalSchedule>,
         now: Timestamp,
     ) -> anyhow::Result<Option<i64>> {
         let started = issue.started_at.unwrap_or(to_millis(now));
         let last_sql = "SELECT MAX(subscriber_id) FROM (SELECT subscriber_id FROM subscriptions \
                         WHERE list_id = $1 AND subscriber_id > $2 ORDER BY subscriber_id LIMIT $3) AS chunk";
+        let zones_sql = "SELECT DISTINCT p.time_zone FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id \
+                         WHERE s.list_id = $1 AND s.subscriber_id > $2 AND s.subscriber_id <= $3 AND s.status = 'active' \
+                         AND p.time_zone IS NOT NULL";
         let insert_sql = "INSERT INTO deliveries (issue_id, subscriber_id, status, message_id, not_before, created_at, \
                           updated_at) \
                           SELECT $1, subscriber_id, 'queued', \
@@ -105,23 +145,72 @@ impl Store {
                           FROM subscriptions WHERE list_id = $2 AND subscriber_id > $3 AND subscriber_id <= $4 \
                           AND status = 'active' AND created_at <= $8 \
                           ON CONFLICT (issue_id, subscriber_id) WHERE is_test = false DO NOTHING";
+        // A local-time send: the zones of this chunk and their instants travel as one JSON array of
+        // [zone, millis] pairs; a subscriber whose zone is not in it gets the list's zone and instant.
+        let zones_json = match self.backend() {
+            super::Backend::Sqlite => "json_each($9) AS j",
+            super::Backend::Postgres => "jsonb_array_elements($9::jsonb) AS j(value)",
+        };
+        let local_sql = format!(
+            "INSERT INTO deliveries (issue_id, subscriber_id, status, message_id, not_before, time_zone, created_at, \
+             updated_at) \
+             SELECT $1, s.subscriber_id, 'queued', \
+             '<' || CAST($1 AS TEXT) || '.' || CAST(s.subscriber_id AS TEXT) || '.' || $5, \
+             COALESCE(z.not_before, $6), COALESCE(z.zone, $10), $7, $7 \
+             FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id \
+             LEFT JOIN (SELECT j.value ->> 0 AS zone, CAST(j.value ->> 1 AS BIGINT) AS not_before FROM {zones_json}) z \
+             ON z.zone = p.time_zone \
+             WHERE s.list_id = $2 AND s.subscriber_id > $3 AND s.subscriber_id <= $4 \
+             AND s.status = 'active' AND s.created_at <= $8 \
+             ON CONFLICT (issue_id, subscriber_id) WHERE is_test = false DO NOTHING"
+        );
         let result = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let (last,): (Option<i64>,) =
                 sqlx::query_as(last_sql).bind(issue.list_id).bind(after).bind(OUTBOX_CHUNK).fetch_one(&mut *tx).await?;
             if let Some(last) = last {
                 sqlx::query("UPDATE issues SET outbox_cursor = $2 WHERE id = $1").bind(issue.id).bind(last).execute(&mut *tx).await?;
-                sqlx::query(insert_sql)
-                    .bind(issue.id)
-                    .bind(issue.list_id)
-                    .bind(after)
-                    .bind(last)
-                    .bind(message_id_suffix)
-                    .bind(to_millis(not_before))
-                    .bind(to_millis(now))
-                    .bind(started)
-                    .execute(&mut *tx)
-                    .await?;
+                match local {
+                    None => {
+                        sqlx::query(insert_sql)
+                            .bind(issue.id)
+                            .bind(issue.list_id)
+                            .bind(after)
+                            .bind(last)
+                            .bind(message_id_suffix)
+                            .bind(to_millis(not_before))
+                            .bind(to_millis(now))
+                            .bind(started)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(local) => {
+                        let zones: Vec<(Option<String>,)> = sqlx::query_as(zones_sql)
+                            .bind(issue.list_id)
+                            .bind(after)
+                            .bind(last)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        let pairs: Vec<serde_json::Value> = zones
+                            .into_iter()
+                            .filter_map(|(zone,)| zone)
+                            .filter_map(|zone| local.instant_in(&zone).map(|at| serde_json::json!([zone, to_millis(at)])))
+                            .collect();
+                        sqlx::query(sqlx::AssertSqlSafe(local_sql))
+                            .bind(issue.id)
+                            .bind(issue.list_id)
+                            .bind(after)
+                            .bind(last)
+                            .bind(message_id_suffix)
+                            .bind(to_millis(local.list_instant))
+                            .bind(to_millis(now))
+                            .bind(started)
+                            .bind(serde_json::Value::Array(pairs).to_string())
+                            .bind(&local.list_zone)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(last)

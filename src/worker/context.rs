@@ -32,6 +32,10 @@ pub struct DeliveryConfig {
     pub relay: String,
     /// Whether messages carry the open-tracking pixel.
     pub track_opens: bool,
+    /// Where notices of an empty weekly queue go (`admin.email`); `None`: nowhere.
+    pub admin_email: Option<Mailbox>,
+    /// How long before a slot that notice goes out.
+    pub notice_before: SignedDuration,
 }
 
 /// Who the mail is from.

@@ -1,5 +1,6 @@
-//! The delivery engine: a loop around one step function, [`run_step`], that starts due issues, claims a batch
-//! of deliveries under a lease, sends them over the transport's connections, and records every outcome.
+//! The delivery engine: a loop around one step function, [`run_step`], that fills weekly slots from the queue,
+//! starts due issues, claims a batch of deliveries under a lease, sends them over the transport's connections,
+//! and records every outcome.
 //!
 //! Tests call [`run_step`] directly with a manual clock. The loop ([`run`]) adds heartbeats, idle waits and
 //! shutdown: a cancelled token stops the next claim, lets messages already handed to the relay finish and be
@@ -8,6 +9,7 @@
 //! Architecture Invariant: no database transaction is open while a message is being sent; claim, send and
 //! record are separate steps, joined by the lease.
 
+mod cadence;
 mod context;
 mod schedule;
 mod send;
@@ -18,12 +20,15 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+pub use cadence::CadenceReport;
 pub use context::{DeliveryConfig, DeliveryContext, SenderIdentity};
 pub use settle::backoff;
 
 /// What one step did, and when there is more to do.
 #[derive(Debug, Clone, Default)]
 pub struct StepReport {
+    /// What the weekly cadence did: slots filled, held, missed, notices sent.
+    pub cadence: CadenceReport,
     /// Issues whose sending began (their outbox is being created).
     pub started: Vec<i64>,
     /// Scheduled issues found too late, now waiting for `issue resume`.
@@ -46,6 +51,7 @@ pub async fn run_step(
 ) -> anyhow::Result<StepReport> {
     let mut report = StepReport::default();
     context.heartbeat(now).await;
+    report.cadence = cadence::run(context, now).await?;
     let (started, held) = schedule::start_due_issues(context, now).await?;
     report.started = started;
     report.held = held;

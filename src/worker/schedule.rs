@@ -2,10 +2,12 @@
 //! created), unless the daemon finds it more than `delivery.max_late` late: then it waits for `issue resume`
 //! and says why, rather than surprising subscribers with a stale issue.
 
+use anyhow::Context;
 use jiff::Timestamp;
 
 use super::DeliveryContext;
 use crate::domain::sha256_hex;
+use crate::store::LocalSchedule;
 
 /// Outbox chunks created per step, so that sending starts while a large outbox is still being written.
 const CHUNKS_PER_STEP: usize = 4;
@@ -45,13 +47,23 @@ pub(super) async fn build_outboxes(context: &DeliveryContext, now: Timestamp) ->
         // A Message-ID suffix unique to the issue; stable across daemons and restarts.
         let salt = &sha256_hex(&[b"tidings-message-id:", issue.source_hash.as_bytes(), &issue.id.to_le_bytes()])[..12];
         let suffix = format!("{salt}@{}>", context.identity.domain);
+        let local = match &issue.local_at {
+            None => None,
+            Some(local_at) => {
+                let local_at: jiff::civil::DateTime = local_at.parse().with_context(|| {
+                    format!("issue {}: the stored local time `{local_at}` is unreadable", issue.number)
+                })?;
+                let zone = context.store.list_by_id(issue.list_id).await?.map(|list| list.time_zone);
+                Some(LocalSchedule::new(local_at, zone.as_deref().unwrap_or("UTC"))?)
+            }
+        };
         let mut after = context.store.outbox_progress(issue.id).await?;
         loop {
             if chunks == CHUNKS_PER_STEP {
                 return Ok(true);
             }
             chunks += 1;
-            match context.store.create_outbox_chunk(&issue, after, &suffix, now, now).await? {
+            match context.store.create_outbox_chunk(&issue, after, &suffix, now, local.as_ref(), now).await? {
                 Some(last) => after = last,
                 None => {
                     context.store.mark_outbox_ready(issue.id, now).await?;

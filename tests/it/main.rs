@@ -3,6 +3,7 @@
 mod helpers;
 
 mod browser;
+mod cadence;
 mod config;
 mod daemon;
 mod delivery;

@@ -26,6 +26,9 @@ pub struct SubscribeRequest<'a> {
     pub list_id: i64,
     pub email: &'a SubscriberEmail,
     pub name: &'a SubscriberName,
+    /// An IANA zone name, checked, for local-time sends; kept only for a subscriber new to Tidings (a form
+    /// anyone can fill in does not change an existing subscriber's data).
+    pub time_zone: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     /// When the pending subscription lapses if it is not confirmed.
@@ -89,12 +92,13 @@ impl Store {
                 return Ok(SubscribeOutcome::Nothing(NoConfirmation::Blocked));
             }
             sqlx::query(
-                "INSERT INTO subscribers (email, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                "INSERT INTO subscribers (email, name, time_zone, created_at, updated_at) VALUES ($1, $2, $4, $3, $3) \
                  ON CONFLICT (email) DO NOTHING",
             )
             .bind(request.email.as_str())
             .bind(request.name.as_str())
             .bind(now_ms)
+            .bind(request.time_zone)
             .execute(&mut *tx)
             .await?;
             let (subscriber_id,): (i64,) = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")

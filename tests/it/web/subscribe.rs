@@ -67,6 +67,27 @@ both_backends! {
         assert!(garbage.json::<serde_json::Value>().await.expect("JSON")["error"].is_string());
     }
 
+    async fn a_time_zone_given_on_subscribing_is_checked_and_kept_for_local_time_sends(db) {
+        let app = WebApp::start(db, 0, &[]).await;
+        let url = app.local("/api/subscribe");
+        let bad = app.client.post(&url).json(&serde_json::json!({ "email": "mars@example.net", "tz": "Mars/Olympus" })).send().await.expect("POST");
+        assert_eq!(bad.status(), 422);
+        let body: serde_json::Value = bad.json().await.expect("JSON");
+        let reason = body["error"].as_str().expect("a reason");
+        assert!(reason.contains("Mars/Olympus") && reason.contains("not an IANA time zone"), "{body}");
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM subscribers").await, 0, "nothing is recorded");
+
+        let form = app.post_form("/subscribe", &[("email", "ana@example.net"), ("tz", "Nowhere/City")]).await;
+        assert_eq!(form.status(), 422);
+        let page = page_text(form).await;
+        assert!(page.contains("Nowhere/City"), "the form shows the reason and keeps what was typed: {page}");
+
+        let good = app.client.post(&url).json(&serde_json::json!({ "email": "mei@example.net", "tz": "Asia/Shanghai" })).send().await.expect("POST");
+        assert_eq!(good.status(), 202);
+        let zone = app.query_text("SELECT time_zone FROM subscribers WHERE email = 'mei@example.net'").await;
+        assert_eq!(zone.as_deref(), Some("Asia/Shanghai"));
+    }
+
     async fn an_expired_confirmation_link_says_so_and_lapsed_requests_are_reverted_or_forgotten(db) {
         // Someone who had left comes back through the form, and someone new signs up; neither confirms.
         let now = db.clock.now();
