@@ -165,7 +165,11 @@ pub async fn show(
             writeln!(out, "  past slots")?;
             for slot in &plan.past {
                 let local = from_millis(slot.slot_at).to_zoned_datetime(plan.cadence.zone.clone());
-                let issue = slot.issue_number.map_or(String::new(), |n| format!(" issue {n}"));
+                let issue = match (slot.issue_number, &slot.issue_status) {
+                    (Some(n), Some(status)) => format!(" issue {n} (now {status})"),
+                    (Some(n), None) => format!(" issue {n}"),
+                    _ => String::new(),
+                };
                 let detail = if slot.detail.is_empty() { String::new() } else { format!(": {}", slot.detail) };
                 writeln!(out, "    {}  {:<8}{issue}{detail}", local.strftime("%a %Y-%m-%d %H:%M %Z"), slot.status)?;
             }
@@ -213,6 +217,7 @@ fn plan_json(list: &ListRow, plan: &Plan) -> Value {
             "local": local(slot.slot_at),
             "status": slot.status,
             "issue": slot.issue_number,
+            "issue_status": slot.issue_status,
             "detail": slot.detail,
             "notice_sent_at": slot.notice_sent_at.map(format_millis),
         })).collect::<Vec<_>>(),

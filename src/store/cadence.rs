@@ -23,6 +23,8 @@ pub struct SlotRow {
     pub status: String,
     pub issue_id: Option<i64>,
     pub issue_number: Option<i64>,
+    /// Where that issue stands now (a `waiting` slot's issue may have been resumed and sent since).
+    pub issue_status: Option<String>,
     pub notice_sent_at: Option<i64>,
     pub detail: String,
 }
@@ -66,8 +68,8 @@ pub struct ZoneProgress {
     pub first_not_before: i64,
 }
 
-const SLOT_COLUMNS: &str =
-    "s.list_id, s.slot_at, s.status, s.issue_id, i.number AS issue_number, s.notice_sent_at, s.detail";
+const SLOT_COLUMNS: &str = "s.list_id, s.slot_at, s.status, s.issue_id, i.number AS issue_number, \
+                            i.status AS issue_status, s.notice_sent_at, s.detail";
 
 impl Store {
     /// Puts a draft in the weekly queue. Returns false when the issue is not a draft.
@@ -143,7 +145,7 @@ impl Store {
                    ON CONFLICT (list_id, slot_at) DO UPDATE SET status = 'skipped', detail = excluded.detail, \
                    updated_at = excluded.updated_at WHERE issue_slots.status = 'pending'";
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             for slot in slots {
                 sqlx::query(sql).bind(list_id).bind(to_millis(*slot)).bind(detail).bind(to_millis(now)).execute(&mut *tx).await?;
             }
@@ -168,7 +170,7 @@ impl Store {
         let record =
             "UPDATE issue_slots SET status = $3, issue_id = $4, detail = $5 WHERE list_id = $1 AND slot_at = $2";
         let outcome: Result<SlotOutcome, sqlx::Error> = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             sqlx::query(ensure).bind(list_id).bind(slot_at).bind(now).execute(&mut *tx).await?;
             let claimed = sqlx::query(claim).bind(list_id).bind(slot_at).bind(now).execute(&mut *tx).await?.rows_affected();
             if claimed == 0 {

@@ -139,7 +139,7 @@ impl Store {
                        LEFT JOIN subscribers s ON s.id = d.subscriber_id \
                        WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.not_before, d.id";
         let result = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let mut claimed: Vec<(i64,)> = Vec::new();
             for status in ["ambiguous", "retry_wait", "queued"] {
                 let wanted = i64::from(limit) - claimed.len() as i64;
@@ -214,7 +214,7 @@ impl Store {
             .collect();
         let sent_json = serde_json::to_string(&sent).unwrap_or_else(|_| "[]".to_owned());
         let result = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             if !sent.is_empty() {
                 sqlx::query(sqlx::AssertSqlSafe(sent_sql)).bind(&sent_json).bind(now).execute(&mut *tx).await?;
             }

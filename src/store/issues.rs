@@ -78,7 +78,7 @@ impl Store {
     pub async fn save_issue(&self, issue: &NewIssue<'_>, now: Timestamp) -> anyhow::Result<SaveOutcome> {
         let now = to_millis(now);
         let outcome = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let existing: Option<(i64, String, String, String)> =
                 sqlx::query_as("SELECT id, status, source_hash, compiled FROM issues WHERE list_id = $1 AND number = $2")
                     .bind(issue.list_id)

@@ -38,7 +38,7 @@ impl Store {
                    OR lists.weekly_slot IS DISTINCT FROM excluded.weekly_slot OR lists.local_time <> excluded.local_time \
                    OR lists.cadence_since IS NULL";
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             for spec in specs {
                 sqlx::query(sql)
                     .bind(spec.slug.as_str())

@@ -50,6 +50,13 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// How a write transaction begins: `BEGIN IMMEDIATE` on SQLite, so it takes the write lock at once and waits
+/// for it (`busy_timeout`) instead of failing with "database is locked" when it reads first and another
+/// connection writes meanwhile; a plain `BEGIN` on PostgreSQL.
+pub(crate) fn write_begin<DB: sqlx::Database>(_pool: &sqlx::Pool<DB>) -> &'static str {
+    if DB::NAME == "SQLite" { "BEGIN IMMEDIATE" } else { "BEGIN" }
+}
+
 /// A connection pool to the one database of this instance.
 #[derive(Clone, Debug)]
 pub enum Store {

@@ -165,7 +165,7 @@ impl Store {
              ON CONFLICT (issue_id, subscriber_id) WHERE is_test = false DO NOTHING"
         );
         let result = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let (last,): (Option<i64>,) =
                 sqlx::query_as(last_sql).bind(issue.list_id).bind(after).bind(OUTBOX_CHUNK).fetch_one(&mut *tx).await?;
             if let Some(last) = last {

@@ -96,7 +96,7 @@ impl Store {
         let hash = email.suppression_hash();
         let consent_at = (status == SubscriptionStatus::Active).then_some(now);
         let outcome = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let suppressed: Option<(String,)> = sqlx::query_as("SELECT reason FROM suppressions WHERE email_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&mut *tx)
@@ -214,7 +214,7 @@ impl Store {
         list_id: Option<i64>,
     ) -> anyhow::Result<Option<u64>> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")
                 .bind(email.as_str())
                 .fetch_optional(&mut *tx)
@@ -241,7 +241,7 @@ impl Store {
         let now = to_millis(now);
         let hash = email.suppression_hash();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             sqlx::query(
                 "INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, 'erased', '', $2) \
                  ON CONFLICT (email_hash) DO NOTHING",

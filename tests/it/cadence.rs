@@ -398,6 +398,30 @@ both_backends! {
         run.run_at(ts("2026-12-16T09:05:00Z")).await;
         assert_eq!(run.issue(123).await.status, "sent");
         assert_eq!(run.subjects().get("So, what's up in China? Issue 123"), Some(&3));
+        let past = run.queue_json().await["past"].clone();
+        assert_eq!(past.as_array().expect("past").last().expect("a slot")["issue_status"], "sent");
+    }
+
+    async fn two_daemons_at_one_slot_start_one_issue_once(db) {
+        let run = Weekly::new(db, Setup {
+            weekly: "Mon 09:00", time_zone: "Europe/London", local_time: false, subscribers: THREE,
+            start: "2026-12-06T12:00:00Z",
+        }).await;
+        run.add_and_queue(122);
+        run.add_and_queue(123);
+        let links = run.settings.link_builder().expect("links");
+        let other = tidings::startup::delivery_context(&run.settings, run.db.store.clone(), run.db.clock.clone(), links)
+            .expect("a second daemon");
+        run.db.clock.advance(ts("2026-12-07T09:00:00Z").duration_since(run.db.clock.now()));
+        let now = run.db.clock.now();
+        let (a, b) = tokio::join!(run_step(&run.engine, now, &run.shutdown), run_step(&other, now, &run.shutdown));
+        let (a, b) = (a.expect("step"), b.expect("step"));
+        assert_eq!(a.cadence.filled.len() + b.cadence.filled.len(), 1, "{:?} {:?}", a.cadence, b.cadence);
+        run.run_at(ts("2026-12-07T09:30:00Z")).await;
+        assert_eq!(run.issue(122).await.status, "sent");
+        assert_eq!(run.issue(123).await.status, "queued", "one slot, one issue");
+        assert_eq!(run.subjects().get("So, what's up in China? Issue 122"), Some(&3));
+        other.close().await;
     }
 
     async fn only_a_rendered_draft_can_be_queued_and_unqueue_puts_it_back(db) {

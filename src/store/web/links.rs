@@ -113,7 +113,7 @@ impl Store {
                      $4, $5)";
         let now = to_millis(now);
         let changed = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let changed = sqlx::query(update).bind(list_id).bind(subscriber_id).bind(now).execute(&mut *tx).await?.rows_affected();
             if changed == 1 {
                 sqlx::query(event).bind(list_id).bind(issue_id).bind(subscriber_id).bind(detail).bind(now).execute(&mut *tx).await?;

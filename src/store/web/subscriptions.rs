@@ -169,7 +169,7 @@ impl Store {
                      VALUES ('confirm', $1, $2, '', $3)";
         let now = to_millis(now);
         let confirmed = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let changed = sqlx::query(update)
                 .bind(list_id)
                 .bind(subscriber_id)
@@ -202,7 +202,7 @@ impl Store {
         let forget_before = to_millis(now.saturating_sub(FORGET_AFTER).unwrap_or(now));
         let now = to_millis(now);
         let outcome = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let reverted = sqlx::query(revert).bind(now).execute(&mut *tx).await?.rows_affected();
             let removed: Vec<(i64,)> = sqlx::query_as(remove).bind(forget_before).fetch_all(&mut *tx).await?;
             for (subscriber_id,) in &removed {

@@ -78,7 +78,7 @@ impl Store {
             from = json_rows(self.backend())
         );
         let saved = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             let drafts = sqlx::query("UPDATE issues SET updated_at = updated_at WHERE id = $1 AND status = 'draft'")
                 .bind(issue_id)
                 .execute(&mut *tx)

@@ -81,7 +81,7 @@ impl Store {
         };
         let now = to_millis(now);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             sqlx::query(upsert)
                 .bind(vote.issue_id)
                 .bind(vote.subscriber_id)
