@@ -7,6 +7,7 @@ mod delivery;
 mod demo;
 pub mod import;
 mod issue;
+mod stats;
 mod subscriber;
 
 use std::io::Write;
@@ -98,6 +99,18 @@ pub async fn run(command: Command, settings: Settings, out: &mut dyn Write) -> a
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run(settings, clock, out).await,
+        Command::Stats { number, list, json } => {
+            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let code = stats::stats(&context, number, list.as_deref(), json, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Report { number, out: path, list } => {
+            let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
+            let code = stats::report(&context, number, list.as_deref(), &path, out).await;
+            context.store.close().await;
+            code
+        }
         Command::Issue(command) => {
             let context = AdminContext::open(settings, clock).await.context("cannot open the database")?;
             let code = issue::run(&context, command, out).await;

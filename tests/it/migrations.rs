@@ -75,7 +75,8 @@ both_backends! {
     async fn the_migrate_command_reports_an_up_to_date_database(db) {
         let run = db.tidings(&["migrate"]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
-        assert!(run.stdout.contains("the database is up to date (1 migrations applied in all)"), "{}", run.stdout);
+        let expected = format!("the database is up to date ({} migrations applied in all)", migration_names("sqlite").len());
+        assert!(run.stdout.contains(&expected), "{}", run.stdout);
     }
 }
 
