@@ -13,10 +13,12 @@ deliveries=${2:-1000000}
 subscribers=$((deliveries / issues))
 command -v sqlite3 >/dev/null || { echo "bench/stats.sh needs the sqlite3 shell: apt-get install sqlite3" >&2; exit 1; }
 
-cargo build --release --quiet
-tidings=$PWD/target/release/tidings
+# BENCH_BINARY names another binary (a debug build, to try the script out quickly).
+tidings=${BENCH_BINARY:-$PWD/target/release/tidings}
+[[ -n "${BENCH_BINARY:-}" ]] || cargo build --release --quiet
 dir=$(mktemp -d /tmp/tidings-stats-bench.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+# BENCH_KEEP=1 keeps the database for a closer look.
+[[ -n "${BENCH_KEEP:-}" ]] && echo "database: $dir/bench.db" || trap 'rm -rf "$dir"' EXIT
 export TIDINGS_DATABASE__URL="sqlite://$dir/bench.db" TIDINGS_LOG__LEVEL=warn
 
 # Migrations and the configured list, as any command makes them.
@@ -61,7 +63,7 @@ INSERT INTO deliveries (issue_id, is_test, test_recipient, status, message_id, n
   SELECT id, true, 'editor@example.com', 'sent', '<test.' || id || '@bench.example.com>', started_at, 1,
          started_at, started_at, started_at FROM issues;
 INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at)
-  SELECT 'bounce', 1, issue_id, subscriber_id, id, last_error, sent_at FROM deliveries WHERE status = 'bounced';
+  SELECT 'bounce', 1, issue_id, subscriber_id, id, last_error, updated_at FROM deliveries WHERE status = 'bounced';
 -- Opens: 40 % of delivered messages, most in the first day, some up to three days later.
 INSERT INTO opens (issue_id, subscriber_id, first_at, last_at, count)
   SELECT issue_id, subscriber_id, sent_at + (id * 7919) % 259200000 / ((id % 4) + 1),
@@ -80,7 +82,7 @@ INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail,
   FROM deliveries WHERE status = 'sent' AND is_test = false AND (id * 13) % 500 = 7;
 COMMIT;
 SQL
-echo "generated $issues issues, $("$tidings" --version >/dev/null; sqlite3 "$dir/bench.db" 'SELECT COUNT(*) FROM deliveries WHERE is_test = 0') deliveries," \
+echo "generated $issues issues, $(sqlite3 "$dir/bench.db" 'SELECT COUNT(*) FROM deliveries WHERE is_test = 0') deliveries," \
   "$(sqlite3 "$dir/bench.db" 'SELECT COUNT(*) FROM opens') opens, $(sqlite3 "$dir/bench.db" 'SELECT COUNT(*) FROM votes') votes," \
   "$(sqlite3 "$dir/bench.db" 'SELECT COUNT(*) FROM events') events in $(($(date +%s) - start)) s ($(du -h "$dir/bench.db" | cut -f1))"
 

@@ -11,7 +11,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, context};
 
 use super::chart::{self, Bar};
-use super::{IssueReport, MINUTE, delivery_rate, local, offset_label, percent, thousands};
+use super::{IssueReport, MINUTE, delivery_rate, local, offset_label, percent, round, thousands};
 use crate::store::{Buckets, ReasonCount};
 
 const TEMPLATE: &str = include_str!("report.html");
@@ -29,7 +29,7 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         figure("delivered", c.sent.to_string(), thousands(c.sent), "delivered", &format!("of {}", thousands(c.total))),
         figure(
             "delivery_rate",
-            rate.map_or("".to_owned(), |r| format!("{r:.4}")),
+            rate.map_or(String::new(), |r| round(r, 4).to_string()),
             rate.map_or("-".to_owned(), |r| format!("{:.1} %", r * 100.0)),
             "delivery rate",
             "of those meant to go out",
@@ -50,7 +50,7 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         ),
         figure(
             "rating_average",
-            tally.average().map_or("".to_owned(), |a| format!("{a:.2}")),
+            tally.average().map_or(String::new(), |a| round(a, 2).to_string()),
             tally.average().map_or("-".to_owned(), |a| format!("{a:.1}/5")),
             "rating",
             &format!("{} votes, {} flagged left out", thousands(tally.votes), thousands(d.flagged_stars.votes())),
@@ -159,4 +159,61 @@ fn reasons(reasons: &[ReasonCount], whole: i64) -> Vec<Value> {
             context! { reason => &r.reason, count => r.count, shown => thousands(r.count), share => percent(r.count, whole), width => format!("{share:.1}") }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeliveryCounts, IssueDetail, StarCounts};
+
+    fn buckets(width: i64, counts: Vec<i64>) -> Buckets {
+        Buckets { origin: 1_796_630_400_000, width, counts }
+    }
+
+    fn report(subject: &str, reason: &str) -> IssueReport {
+        IssueReport {
+            list_slug: "weekly".to_owned(),
+            list_name: "Weekly <News>".to_owned(),
+            zone: jiff::tz::TimeZone::UTC,
+            number: 7,
+            subject: subject.to_owned(),
+            status: "sent".to_owned(),
+            started_at: Some(1_796_630_400_000),
+            finished_at: Some(1_796_634_000_000),
+            detail: IssueDetail {
+                deliveries: DeliveryCounts { sent: 9, bounced: 1, total: 10, ..DeliveryCounts::default() },
+                attempts: vec![(1, 10)],
+                bounce_reasons: vec![ReasonCount { reason: reason.to_owned(), count: 1 }],
+                failure_reasons: Vec::new(),
+                delivered_over_time: buckets(MINUTE, vec![9]),
+                opens_first_72h: buckets(60 * MINUTE, vec![0; 72]),
+                unique_opens: 0,
+                opens: 0,
+                stars: StarCounts([0, 0, 0, 1, 1]),
+                flagged_stars: StarCounts::default(),
+                unsubscribes_per_day: buckets(1440 * MINUTE, Vec::new()),
+            },
+        }
+    }
+
+    #[test]
+    fn text_from_the_issue_and_from_replies_is_escaped() {
+        let html = render_report(
+            &report("<script>alert(1)</script> & \"more\"", "550 <img src=x onerror=alert(1)>"),
+            Timestamp::UNIX_EPOCH,
+        )
+        .expect("render");
+        assert!(!html.contains("<script") && !html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;more&quot;"), "{html}");
+        assert!(html.contains("Weekly &lt;News&gt;"));
+    }
+
+    #[test]
+    fn a_report_has_its_key_figures_and_no_external_reference() {
+        let html = render_report(&report("Issue 7", "550 5.1.1 no such user"), Timestamp::UNIX_EPOCH).expect("render");
+        assert!(html.contains(r#"data-figure="delivered" data-value="9""#), "{html}");
+        assert!(html.contains(r#"data-figure="delivery_rate" data-value="0.9""#), "{html}");
+        assert!(html.contains(r#"data-figure="rating_average" data-value="4.5""#), "{html}");
+        assert!(!html.contains("http:") && !html.contains("https:") && !html.contains("url("));
+    }
 }

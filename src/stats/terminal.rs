@@ -21,7 +21,7 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
     } else {
         let _ = writeln!(
             out,
-            "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<16}  SUBJECT",
+            "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<19}  SUBJECT",
             "ISSUE", "SENT", "DELIVERED", "FAILED", "BOUNCED", "AMBIG", "UNSUBS", "OPENS*", "RATING"
         );
         for s in summaries {
@@ -30,7 +30,7 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
             let rating = if s.tally.votes == 0 { "-".to_owned() } else { s.tally.to_string() };
             let _ = writeln!(
                 out,
-                "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<16}  {}{}",
+                "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<19}  {}{}",
                 s.number,
                 sent,
                 thousands(c.sent),
