@@ -56,7 +56,9 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)]) -
         x2 = WIDTH - right,
         y = top + plot_h
     );
-    for (index, label) in ticks {
+    // Every other label is minor: a phone's stylesheet hides those, so that the larger text does not collide.
+    for (position, (index, label)) in ticks.iter().enumerate() {
+        let class = if position % 2 == 1 { "tick minor" } else { "tick" };
         let x = left + slot * (*index as f64);
         let anchor = if *index == 0 {
             "start"
@@ -67,7 +69,7 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)]) -
         };
         let _ = write!(
             svg,
-            r#"<line class="axis" x1="{x:.2}" x2="{x:.2}" y1="{y1}" y2="{y2}"/><text class="tick" x="{x:.2}" y="{ty}" text-anchor="{anchor}">{label}</text>"#,
+            r#"<line class="axis" x1="{x:.2}" x2="{x:.2}" y1="{y1}" y2="{y2}"/><text class="{class}" x="{x:.2}" y="{ty}" text-anchor="{anchor}">{label}</text>"#,
             y1 = top + plot_h,
             y2 = top + plot_h + 4.0,
             ty = top + plot_h + 18.0,

@@ -361,4 +361,13 @@ async fn the_report_is_self_contained_fits_a_phone_and_a_desktop_and_its_charts_
         assert_eq!(shown["titles"].as_u64(), Some(bars + 4), "{shown}");
         page.screenshot(&artifacts_dir().join(format!("report-122-{width}px.png"))).await;
     }
+
+    // Dark mode: a dark page with light text (kept as an artifact to look at).
+    let page = browser.page(375, 900).await;
+    page.emulate_dark_mode().await;
+    page.goto(&url).await;
+    let colours =
+        page.eval("[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]").await;
+    assert_eq!(colours, json!(["rgb(18, 20, 22)", "rgb(232, 230, 227)"]));
+    page.screenshot(&artifacts_dir().join("report-122-375px-dark.png")).await;
 }
