@@ -78,7 +78,7 @@ INSERT INTO votes (issue_id, subscriber_id, stars, flagged, flag_reason, created
 INSERT INTO events (kind, list_id, issue_id, subscriber_id, flagged, detail, created_at)
   SELECT 'rating', 1, issue_id, subscriber_id, flagged, stars || ' stars', created_at FROM votes;
 INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at)
-  SELECT 'unsubscribe', 1, issue_id, subscriber_id, id, 'one-click', sent_at + (id % 86400) * 3000
+  SELECT 'unsubscribe', 1, issue_id, subscriber_id, id, 'one-click', sent_at + (id * 7919) % 172800000
   FROM deliveries WHERE status = 'sent' AND is_test = false AND (id * 13) % 500 = 7;
 COMMIT;
 SQL
