@@ -68,6 +68,35 @@ pub enum Command {
     /// into ./outbox, and keep serving the links in that mail until Ctrl-C. Safe to run again.
     #[command(after_help = "Example:\n  tidings demo")]
     Demo,
+
+    /// What happened to each sent issue: delivered, failed, bounced, ambiguous, unsubscribed via the issue,
+    /// unique opens (unverified) and the rating. With N, one issue in depth: delivery states, retries, bounce
+    /// reasons, opens over the first 72 hours and the star histogram. Test sends and flagged votes never count.
+    #[command(after_help = "Example:\n  tidings stats\n  tidings stats 122 --json")]
+    Stats {
+        /// One issue's number, for the figures in depth.
+        number: Option<u32>,
+        /// The list (default: `default_list`).
+        #[arg(long)]
+        list: Option<String>,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Write one issue's report as a self-contained HTML page (charts as inline SVG, no script, no external
+    /// asset): key figures, deliveries and opens over time, the star distribution, unsubscribes and bounces.
+    #[command(after_help = "Example:\n  tidings report 122 --out report-122.html")]
+    Report {
+        /// The issue number.
+        number: u32,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE.html")]
+        out: PathBuf,
+        /// The list (default: `default_list`).
+        #[arg(long)]
+        list: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ pub mod http;
 pub mod mailer;
 pub mod render;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -8,6 +8,7 @@ mod demo;
 pub mod import;
 mod issue;
 mod queue;
+mod stats;
 mod subscriber;
 
 use std::io::Write;
@@ -111,6 +112,18 @@ pub async fn run_with_clock(
         Command::Queue { weeks, list, json } => {
             let context = AdminContext::open(settings, clock).await?;
             let code = queue::show(&context, weeks, list.as_deref(), json, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Stats { number, list, json } => {
+            let context = AdminContext::open(settings, clock).await?;
+            let code = stats::stats(&context, number, list.as_deref(), json, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Report { number, out: path, list } => {
+            let context = AdminContext::open(settings, clock).await?;
+            let code = stats::report(&context, number, list.as_deref(), &path, out).await;
             context.store.close().await;
             code
         }

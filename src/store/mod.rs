@@ -12,6 +12,7 @@ mod issues;
 mod lists;
 mod outbox;
 mod relay;
+mod stats;
 mod subscribers;
 mod web;
 
@@ -30,6 +31,7 @@ pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
+pub use stats::{Buckets, IssueDetail, IssueSummary, ReasonCount, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use web::{
     ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,

@@ -13,5 +13,6 @@ mod mailer;
 mod migrations;
 mod render;
 mod smtp_server;
+mod stats;
 mod subscribers;
 mod web;

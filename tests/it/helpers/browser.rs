@@ -211,6 +211,37 @@ impl Page<'_> {
         .await;
     }
 
+    /// Opens `url` with the Network, Runtime and Log domains on, waits until it has loaded, and returns what it
+    /// asked the network for and every error it reported.
+    pub async fn goto_watching(&self, url: &str) -> PageLoad {
+        for domain in ["Network.enable", "Runtime.enable", "Log.enable"] {
+            self.call(domain, json!({})).await;
+        }
+        let mut events = self.browser.events.subscribe();
+        self.goto(url).await;
+        // Let late events (a blocked load is reported after the load event) arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut load = PageLoad::default();
+        while let Ok(event) = events.try_recv() {
+            if event["sessionId"] != self.session.as_str() {
+                continue;
+            }
+            let params = &event["params"];
+            match event["method"].as_str().unwrap_or_default() {
+                "Network.requestWillBeSent" => {
+                    load.requests.push(params["request"]["url"].as_str().unwrap_or_default().to_owned())
+                }
+                "Runtime.exceptionThrown" => load.errors.push(params["exceptionDetails"].to_string()),
+                "Runtime.consoleAPICalled" if params["type"] == "error" => load.errors.push(params["args"].to_string()),
+                "Log.entryAdded" if params["entry"]["level"] == "error" => {
+                    load.errors.push(params["entry"].to_string())
+                }
+                _ => {}
+            }
+        }
+        load
+    }
+
     /// Makes the page see `prefers-color-scheme: dark`, as a phone in dark mode would.
     pub async fn emulate_dark_mode(&self) {
         self.call(
@@ -232,6 +263,13 @@ impl Page<'_> {
             base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("data")).expect("png");
         std::fs::write(png, bytes).expect("write screenshot");
     }
+}
+
+/// What loading a page did: the URL of every request (the page itself included) and every error reported.
+#[derive(Debug, Default)]
+pub struct PageLoad {
+    pub requests: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 /// Where tests keep screenshots and other files worth looking at (scripts/test sets it).

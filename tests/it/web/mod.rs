@@ -34,8 +34,10 @@ const PUBLIC: &str = "https://news.example.com";
 const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
                      Chrome/126.0.0.0 Mobile Safari/537.36";
 /// Microsoft's link preview, as link scanners announce themselves.
-const SCANNER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+pub const SCANNER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
                        BingPreview/1.0b";
+/// The deliveries accepted by the relay (each is a message the SMTP server received).
+const SENT: &str = "SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND is_test = false";
 /// How long a test waits for an email before it fails.
 const MAIL_WAIT: Duration = Duration::from_secs(30);
 
@@ -62,7 +64,20 @@ impl WebApp {
     /// Starts the application; with subscribers, first imports them and sends them the sample issue (the
     /// engine run step by step on the test's clock), so the issue is `sent` before the server starts.
     pub async fn start(db: TestDatabase, subscribers: usize, extra: &[(&str, &str)]) -> WebApp {
+        Self::start_with(db, subscribers, extra, |_| {}).await
+    }
+
+    /// Like [`WebApp::start`], with the SMTP server prepared first by `prepare` (faults injected), so the send
+    /// meets them. Retries and resends wait their backoff on the test's clock, which moves on until every
+    /// delivery is settled.
+    pub async fn start_with(
+        db: TestDatabase,
+        subscribers: usize,
+        extra: &[(&str, &str)],
+        prepare: impl FnOnce(&SmtpServer),
+    ) -> WebApp {
         let smtp = SmtpServer::start().await;
+        prepare(&smtp);
         let port = smtp.port().to_string();
         let mut env = vec![
             ("TIDINGS_DATABASE__URL", db.url.as_str()),
@@ -86,7 +101,12 @@ impl WebApp {
         let mut issue_id = 0;
         if subscribers > 0 {
             issue_id = send_sample_issue(&db, &settings, &env, subscribers).await;
-            smtp.wait_for_messages(subscribers, MAIL_WAIT).await.expect("every subscriber got the issue");
+            let (sent,): (i64,) = match &db.store {
+                Store::Sqlite(pool) => sqlx::query_as(SENT).fetch_one(pool).await,
+                Store::Postgres(pool) => sqlx::query_as(SENT).fetch_one(pool).await,
+            }
+            .expect("count sent deliveries");
+            smtp.wait_for_messages(sent as usize, MAIL_WAIT).await.expect("every subscriber got the issue");
         }
         let application =
             tidings::startup::Application::build(settings.clone(), db.clock.clone()).await.expect("build the app");
@@ -234,6 +254,10 @@ async fn send_sample_issue(db: &TestDatabase, settings: &Settings, env: &[(&str,
             engine.close().await;
             // Readers open their mail a little later; votes sooner than 10 s after delivery are flagged.
             return issue_id;
+        }
+        // Retries and resends wait for their backoff: let the test's clock reach it.
+        if let Some(until) = report.idle_until.filter(|until| report.settled == 0 && *until > db.clock.now()) {
+            db.clock.advance(until.duration_since(db.clock.now()));
         }
     }
     panic!("the issue was not sent");
