@@ -131,14 +131,7 @@ pub fn build(outgoing: &Outgoing<'_>, dkim: Option<&DkimSigner>) -> Result<Built
             message.headers_mut().insert_raw(HeaderValue::dangerous_new_pre_encoded(name, value.clone(), value));
         }
     }
-    if let Some(signer) = dkim {
-        signer.sign(&mut message);
-    }
-    Ok(BuiltMessage {
-        message_id: message_id.to_owned(),
-        envelope: message.envelope().clone(),
-        bytes: message.formatted(),
-    })
+    Ok(sealed(message, message_id, dkim))
 }
 
 /// A plain-text notice to the admin (an empty weekly queue), signed like every message when DKIM is on. The
@@ -155,7 +148,7 @@ pub fn build_notice(
     if subject.chars().any(char::is_control) {
         return Err(BuildError::ControlCharacter { header: "Subject" });
     }
-    let mut message = Message::builder()
+    let message = Message::builder()
         .message_id(Some(message_id.to_owned()))
         .date(system_time(date))
         .from(from.clone())
@@ -164,14 +157,15 @@ pub fn build_notice(
         .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()))
         .singlepart(part(ContentType::TEXT_PLAIN, text, false))
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    Ok(sealed(message, message_id, dkim))
+}
+
+/// The message signed when DKIM is on, and formatted.
+fn sealed(mut message: Message, message_id: &str, dkim: Option<&DkimSigner>) -> BuiltMessage {
     if let Some(signer) = dkim {
         signer.sign(&mut message);
     }
-    Ok(BuiltMessage {
-        message_id: message_id.to_owned(),
-        envelope: message.envelope().clone(),
-        bytes: message.formatted(),
-    })
+    BuiltMessage { message_id: message_id.to_owned(), envelope: message.envelope().clone(), bytes: message.formatted() }
 }
 
 /// lettre's Date wants a `SystemTime`. A send date before 1970 cannot happen; it would become the epoch.
@@ -342,5 +336,20 @@ mod tests {
         let built = build(&outgoing, None).unwrap();
         let shown = format!("{outgoing:?} {built:?}");
         assert!(!shown.contains("ana@") && !shown.contains("Ana") && !shown.contains("tok"), "{shown}");
+    }
+
+    #[test]
+    fn a_notice_is_plain_auto_submitted_text_and_refuses_a_line_break_in_its_subject() {
+        let from: Mailbox = "Digest <digest@example.com>".parse().unwrap();
+        let to: Mailbox = "editor@example.com".parse().unwrap();
+        let at: jiff::Timestamp = "2026-12-07T08:00:00Z".parse().unwrap();
+        let built =
+            build_notice("<n.1@example.com>", &from, &to, "Nothing is queued", "Queue one.\n", at, None).unwrap();
+        let text = String::from_utf8(built.bytes).unwrap();
+        assert!(text.contains("Auto-Submitted: auto-generated\r\n"), "{text}");
+        assert!(text.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{text}");
+        assert!(text.contains("Queue one.\r\n"), "{text}");
+        let smuggled = build_notice("<n.2@example.com>", &from, &to, "a\r\nBcc: x@example.com", "t", at, None);
+        assert!(matches!(smuggled, Err(BuildError::ControlCharacter { header: "Subject" })));
     }
 }
