@@ -105,6 +105,11 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
     writeln!(out, "  subscribe:                    {base}/subscribe")?;
     writeln!(out, "  metrics:                      {base}/metrics")?;
     writeln!(out, "  watch it:                     tidings issue status {number}")?;
+    writeln!(
+        out,
+        "  what happened (another shell): tidings stats {number}; tidings report {number} --out report.html"
+    )?;
+    writeln!(out, "  the weekly queue:             tidings queue")?;
     writeln!(out, "Ctrl-C stops the demo.")?;
     out.flush()?;
     context.store.close().await;

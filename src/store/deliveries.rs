@@ -12,6 +12,14 @@ use super::outbox::PENDING;
 use super::{Backend, Store, on_pool};
 use crate::clock::to_millis;
 
+/// Whether a subscriber may still get a message: their subscription to the list and their address's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EligibilityQuestion {
+    pub list_id: i64,
+    pub subscriber_id: i64,
+    pub suppression_hash: String,
+}
+
 /// A claimed delivery with what sending it needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
@@ -184,6 +192,38 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         Ok(eligible)
+    }
+
+    /// [`Store::still_eligible`] for several subscribers in one query: one answer per question, in order.
+    pub async fn still_eligible_many(&self, questions: &[EligibilityQuestion]) -> anyhow::Result<Vec<bool>> {
+        if questions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from = match self.backend() {
+            super::Backend::Sqlite => "json_each($1) AS j",
+            super::Backend::Postgres => "jsonb_array_elements($1::jsonb) AS j(value)",
+        };
+        let sql = format!(
+            "SELECT CAST(j.value ->> 0 AS BIGINT) FROM {from} \
+             WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = CAST(j.value ->> 1 AS BIGINT) \
+             AND s.subscriber_id = CAST(j.value ->> 2 AS BIGINT) AND s.status = 'active') \
+             AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = j.value ->> 3)"
+        );
+        let encoded: Vec<serde_json::Value> = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| serde_json::json!([i, q.list_id, q.subscriber_id, q.suppression_hash]))
+            .collect();
+        let encoded = serde_json::Value::Array(encoded).to_string();
+        let rows: Vec<(i64,)> =
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&encoded).fetch_all(pool).await)?;
+        let mut answers = vec![false; questions.len()];
+        for (index,) in rows {
+            if let Some(answer) = usize::try_from(index).ok().and_then(|i| answers.get_mut(i)) {
+                *answer = true;
+            }
+        }
+        Ok(answers)
     }
 
     /// Records a batch of outcomes in one transaction.

@@ -25,7 +25,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
-pub use deliveries::{AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, Settlement};
+pub use deliveries::{
+    AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, EligibilityQuestion, Settlement,
+};
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;

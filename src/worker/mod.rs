@@ -11,6 +11,7 @@
 
 mod cadence;
 mod context;
+mod eligibility;
 mod schedule;
 mod send;
 mod settle;

@@ -1,8 +1,9 @@
 //! Sending one batch: reserve sends within the rate limits, claim that many due deliveries, hand them out to
 //! the transport's connections (one task per connection), and record what happened in one transaction.
 //!
-//! Just before a message goes out, the subscriber is checked again: an unsubscribe or a suppression committed
-//! before that moment stops the message.
+//! Just before a message goes out, the subscriber is checked again (`eligibility.rs`, one query for the asks of
+//! every connection waiting at that moment): an unsubscribe or a suppression committed before that moment stops
+//! the message.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use super::settle::{BatchState, settle};
 use crate::domain::SubscriberEmail;
 use crate::mailer::{self, Outgoing, Sender};
 use crate::render::Recipient;
-use crate::store::{ClaimedDelivery, DeliveryResult, Settlement};
+use crate::store::{ClaimedDelivery, DeliveryResult, EligibilityQuestion, Settlement};
 
 /// Claims, sends and records one batch. Returns how many deliveries were settled, and `Some(t)` when nothing
 /// can be sent before `t` (the circuit is open, the rate limit is used up, or nothing is due).
@@ -102,13 +103,14 @@ async fn send_one(
         );
     };
     let hash = email.suppression_hash();
-    match context.store.still_eligible(delivery.list_id, subscriber_id, &hash).await {
+    let question = EligibilityQuestion { list_id: delivery.list_id, subscriber_id, suppression_hash: hash.clone() };
+    match state.eligibility.ask(&context.store, question).await {
         Ok(true) => {}
         Ok(false) => {
             let reason = "unsubscribed or suppressed before it went out".to_owned();
             return result(Settlement::Suppressed { reason }, false, None);
         }
-        Err(e) => return release(now, &format!("cannot check the subscription: {e:#}")),
+        Err(e) => return release(now, &format!("cannot check the subscription: {e}")),
     }
     let issue = match context.issue(delivery.issue_id).await {
         Ok(issue) => issue,

@@ -308,6 +308,33 @@ both_backends! {
         assert_eq!(run.issue_status().await, "sent");
     }
 
+    async fn the_last_check_answers_many_subscribers_in_one_query_in_order(db) {
+        let run = Delivery::new(db, 4, &[]).await;
+        let store = &run.db.store;
+        let person = |i: usize| async move {
+            let email = SubscriberEmail::parse(&address(i)).expect("address");
+            let (row, _) = store.find_subscriber(&email).await.expect("query").expect("subscriber");
+            (row.id, email.suppression_hash())
+        };
+        let (left, _) = person(1).await;
+        assert!(store.unsubscribe(run.db.list_id, left, run.clock().now()).await.expect("unsubscribe"));
+        let suppressed = SubscriberEmail::parse(&address(2)).expect("address");
+        let (erased_id, _) = person(2).await;
+        store.erase_subscriber(&suppressed, run.clock().now()).await.expect("erase");
+        let mut questions = Vec::new();
+        for i in [0, 1, 3, 0] {
+            let (subscriber_id, suppression_hash) = person(i).await;
+            questions.push(tidings::store::EligibilityQuestion { list_id: run.db.list_id, subscriber_id, suppression_hash });
+        }
+        // Subscriber 2 was erased: a question with their old id and their address's hash.
+        questions.insert(2, tidings::store::EligibilityQuestion {
+            list_id: run.db.list_id, subscriber_id: erased_id, suppression_hash: suppressed.suppression_hash(),
+        });
+        let answers = store.still_eligible_many(&questions).await.expect("query");
+        assert_eq!(answers, vec![true, false, false, true, true]);
+        assert!(store.still_eligible_many(&[]).await.expect("query").is_empty());
+    }
+
     async fn a_scheduled_issue_starts_at_its_time_and_a_late_one_waits_for_resume(db) {
         let run = Delivery::new(db, 3, &[]).await;
         let at = run.clock().now().checked_add(SignedDuration::from_hours(1)).expect("time");
