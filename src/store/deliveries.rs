@@ -8,7 +8,6 @@ use anyhow::Context;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::outbox::PENDING;
 use super::{Backend, Store, on_pool};
 use crate::clock::to_millis;
 
@@ -385,14 +384,22 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(issue_id).fetch_all(pool).await)?)
     }
 
-    /// The earliest `not_before` of a pending delivery of a sending issue: when there is next work.
+    /// The earliest `not_before` of a pending delivery of a sending issue: when there is next work. One status
+    /// at a time, each walking `deliveries_due` in `not_before` order until the first delivery of a sending
+    /// issue, so an idle daemon does not read every waiting delivery (a local-time send leaves most of a list
+    /// waiting for hours).
     pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
-        let sql = format!(
-            "SELECT MIN(d.not_before) FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-             WHERE i.status = 'sending' AND d.is_test = false AND d.status IN {PENDING} AND d.status <> 'sending'"
-        );
-        let (next,): (Option<i64>,) =
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await)?;
+        let sql = "SELECT d.not_before FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+                   WHERE d.status = $1 AND i.status = 'sending' AND d.is_test = false \
+                   ORDER BY d.not_before LIMIT 1";
+        let mut next: Option<i64> = None;
+        for status in ["queued", "retry_wait", "ambiguous"] {
+            let found: Option<(i64,)> =
+                on_pool!(self, pool => sqlx::query_as(sql).bind(status).fetch_optional(pool).await)?;
+            if let Some((at,)) = found {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
         Ok(next.map(crate::clock::from_millis))
     }
 }
