@@ -94,7 +94,9 @@ pub(super) async fn settle(
             }
         }
         SendOutcome::Bounce { code, enhanced, reply } => {
-            let error = format!("{code} {enhanced}: {}", scrub(&reply, address));
+            // The reply starts with its code and carries the enhanced code already ("550 5.1.1 no such user").
+            let reply = scrub(&reply, address);
+            let error = if reply.contains(enhanced.as_str()) { reply } else { format!("{code} {enhanced}: {reply}") };
             (Settlement::Bounced { code, error }, true)
         }
         SendOutcome::Rejected { code, reply } => {
