@@ -169,6 +169,7 @@ pub fn detail_json(report: &IssueReport) -> Value {
             "total": d.opens,
             "first_72_hours": buckets_json(&d.opens_first_72h),
         },
+        "clicks": d.clicks,
         "rating": {
             "average": d.stars.tally().average().map(|average| round(average, 2)),
             "votes": d.stars.votes(),

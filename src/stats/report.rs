@@ -192,6 +192,7 @@ mod tests {
                 stars: StarCounts([0, 0, 0, 1, 1]),
                 flagged_stars: StarCounts::default(),
                 unsubscribes_per_day: buckets(1440 * MINUTE, Vec::new()),
+                clicks: Vec::new(),
             },
         }
     }

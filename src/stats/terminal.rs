@@ -129,6 +129,24 @@ pub fn detail_text(report: &IssueReport) -> String {
     );
     histogram(&mut out, &six_hourly(&d.opens_first_72h), d.unique_opens);
 
+    let clicked: Vec<_> = d.clicks.iter().filter(|link| link.clicks > 0).collect();
+    if clicked.is_empty() {
+        let _ = writeln!(out, "\nclicks: none recorded (click tracking is on only with tracking.clicks = true)");
+    } else {
+        let _ = writeln!(out, "\nclicks (people, then every click), by link");
+        for link in clicked {
+            let _ = writeln!(
+                out,
+                "  {:>3}. {:>7} {:>7}  {}",
+                link.position,
+                thousands(link.people),
+                thousands(link.clicks),
+                // A URL comes from the issue's file: no control character reaches the terminal.
+                link.url.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>()
+            );
+        }
+    }
+
     let tally = d.stars.tally();
     let _ = writeln!(out, "\nrating {}", tally);
     stars(&mut out, &d.stars);

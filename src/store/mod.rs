@@ -33,7 +33,7 @@ pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
-pub use stats::{Buckets, IssueDetail, IssueSummary, ReasonCount, StarCounts};
+pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use web::{
     ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,

@@ -98,6 +98,21 @@ pub struct IssueDetail {
     pub flagged_stars: StarCounts,
     /// Unsubscribes through this issue's links, per day after the start.
     pub unsubscribes_per_day: Buckets,
+    /// Tracked clicks per link of the issue, in the order of the links (recorded only with
+    /// `tracking.clicks = true`).
+    pub clicks: Vec<LinkClicks>,
+}
+
+/// The tracked clicks on one link of an issue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinkClicks {
+    /// The link's number in the issue (`issue_links.position`).
+    pub position: i64,
+    pub url: String,
+    /// Subscribers who followed it.
+    pub people: i64,
+    /// Every click, repeats included.
+    pub clicks: i64,
 }
 
 impl Store {
@@ -208,10 +223,13 @@ impl Store {
         // An unsubscribe through a test send's links can come before the start: it counts on the first day.
         let unsubscribes = "SELECT CASE WHEN created_at < $2 THEN 0 ELSE (created_at - $2) / $3 END, COUNT(*) \
                             FROM events WHERE issue_id = $1 AND kind = 'unsubscribe' GROUP BY 1";
+        let clicks = "SELECT l.position, l.url, COUNT(c.position), CAST(COALESCE(SUM(c.count), 0) AS BIGINT) \
+                      FROM issue_links l LEFT JOIN clicks c ON c.issue_id = l.issue_id AND c.position = l.position \
+                      WHERE l.issue_id = $1 GROUP BY l.position, l.url ORDER BY l.position";
         let width = delivered_width.max(1);
         let deliveries = self.delivery_counts(issue_id).await?;
         type Bucketed = Vec<(i64, i64)>;
-        let (attempts, reasons, delivered, (unique_opens, opens), first_opens, stars, unsubscribes) =
+        let (attempts, reasons, delivered, (unique_opens, opens), first_opens, stars, unsubscribes, clicks) =
             on_pool!(self, pool => {
                 let attempts: Vec<(i64, i64)> = sqlx::query_as(attempts).bind(issue_id).fetch_all(pool).await?;
                 let reasons: Vec<(String, String, i64)> = sqlx::query_as(reasons).bind(issue_id).fetch_all(pool).await?;
@@ -223,7 +241,8 @@ impl Store {
                 let stars: Vec<(i64, bool, i64)> = sqlx::query_as(stars).bind(issue_id).fetch_all(pool).await?;
                 let unsubscribes: Bucketed =
                     sqlx::query_as(unsubscribes).bind(issue_id).bind(origin).bind(DAY).fetch_all(pool).await?;
-                Ok::<_, sqlx::Error>((attempts, reasons, delivered, opens, first_opens, stars, unsubscribes))
+                let clicks: Vec<(i64, String, i64, i64)> = sqlx::query_as(clicks).bind(issue_id).fetch_all(pool).await?;
+                Ok::<_, sqlx::Error>((attempts, reasons, delivered, opens, first_opens, stars, unsubscribes, clicks))
             })
             .context("cannot read the issue's figures")?;
 
@@ -248,6 +267,10 @@ impl Store {
             stars: genuine,
             flagged_stars: flagged,
             unsubscribes_per_day: dense(origin, DAY, &unsubscribes, None),
+            clicks: clicks
+                .into_iter()
+                .map(|(position, url, people, clicks)| LinkClicks { position, url, people, clicks })
+                .collect(),
         })
     }
 }

@@ -210,6 +210,16 @@ both_backends! {
         client(SCANNER).get(app.local(&url)).send().await.expect("GET");
         app.client.head(app.local(&url)).send().await.expect("HEAD");
         assert_eq!(app.query_i64("SELECT count FROM clicks WHERE position = 1").await, 1);
+        // Stats count the person's click, per link.
+        let stats = app.db.tidings(&["stats", "122", "--json"]);
+        assert_eq!(stats.code, Some(0), "{}", stats.stderr);
+        let value: serde_json::Value = serde_json::from_str(&stats.stdout).expect("stats --json");
+        let first = &value["clicks"][0];
+        assert_eq!((first["position"].as_i64(), first["url"].as_str()), (Some(1), Some(stored.as_str())), "{first}");
+        assert_eq!((first["people"].as_i64(), first["clicks"].as_i64()), (Some(1), Some(1)), "{first}");
+        assert!(value["clicks"].as_array().expect("clicks")[1..].iter().all(|link| link["clicks"] == 0));
+        let text = app.db.tidings(&["stats", "122"]).stdout;
+        assert!(text.contains("clicks (people, then every click)") && text.contains(stored.as_str()), "{text}");
 
         let other_purpose = app.links_of(&address(0)).view.replace("/v/", "/l/") + "/1";
         for bad in [
