@@ -180,7 +180,9 @@ pub enum IssueCommand {
     /// list's weekly slots (see `tidings queue`).
     #[command(after_help = "Example:\n  tidings issue queue 123")]
     Queue {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list`).
         #[arg(long)]
         list: Option<String>,
     },
@@ -188,7 +190,9 @@ pub enum IssueCommand {
     /// Take a queued issue out of the queue (it becomes a draft again).
     #[command(after_help = "Example:\n  tidings issue unqueue 123")]
     Unqueue {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list`).
         #[arg(long)]
         list: Option<String>,
     },

@@ -35,7 +35,10 @@ pub async fn queue(
         bail!("issue {number} changed while it was being queued; try again");
     }
     writeln!(out, "issue {number} is queued on `{}`", list.slug)?;
-    let plan = plan(context, &list, context.clock.now(), 520).await?;
+    // Enough coming slots to reach this issue: one per issue queued, plus one that may be overdue.
+    let queued = context.store.queued_issues(list.id).await?.len();
+    let weeks = u32::try_from(queued + 1).unwrap_or(u32::MAX).min(520);
+    let plan = plan(context, &list, context.clock.now(), weeks).await?;
     match plan {
         None => writeln!(
             out,
@@ -117,12 +120,16 @@ async fn plan(context: &AdminContext, list: &ListRow, now: Timestamp, weeks: u32
         cursor = slot.at;
         times.push((slot, false));
     }
+    let pending = store.pending_slots(list.id).await?;
     let mut issues = queued.clone().into_iter();
-    let mut coming = Vec::with_capacity(times.len());
-    for (time, overdue) in times {
-        let notice_sent_at = store.slot(list.id, to_millis(time.at)).await?.and_then(|row| row.notice_sent_at);
-        coming.push(ComingSlot { time, overdue, issue: issues.next(), notice_sent_at });
-    }
+    let coming = times
+        .into_iter()
+        .map(|(time, overdue)| {
+            let at = to_millis(time.at);
+            let notice_sent_at = pending.iter().find(|row| row.slot_at == at).and_then(|row| row.notice_sent_at);
+            ComingSlot { time, overdue, issue: issues.next(), notice_sent_at }
+        })
+        .collect();
     Ok(Some(Plan { cadence, queued, past, coming }))
 }
 

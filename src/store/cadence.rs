@@ -113,15 +113,13 @@ impl Store {
         )
     }
 
-    /// The slot of a list at this instant, if recorded.
-    pub async fn slot(&self, list_id: i64, slot_at: i64) -> anyhow::Result<Option<SlotRow>> {
+    /// The coming slots of a list that are recorded already (an empty-queue notice went out for them).
+    pub async fn pending_slots(&self, list_id: i64) -> anyhow::Result<Vec<SlotRow>> {
         let sql = format!(
             "SELECT {SLOT_COLUMNS} FROM issue_slots s LEFT JOIN issues i ON i.id = s.issue_id \
-             WHERE s.list_id = $1 AND s.slot_at = $2"
+             WHERE s.list_id = $1 AND s.status = 'pending' ORDER BY s.slot_at"
         );
-        Ok(
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(list_id).bind(slot_at).fetch_optional(pool).await)?,
-        )
+        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(list_id).fetch_all(pool).await)?)
     }
 
     /// The slot an issue was assigned to, if any.

@@ -174,26 +174,8 @@ impl Store {
         result.context("cannot claim deliveries")
     }
 
-    /// Whether the subscriber may still receive mail from the list right now: subscribed and not suppressed.
-    /// Called just before each message is handed to the relay.
-    pub async fn still_eligible(
-        &self,
-        list_id: i64,
-        subscriber_id: i64,
-        suppression_hash: &str,
-    ) -> anyhow::Result<bool> {
-        let sql = "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE list_id = $1 AND subscriber_id = $2 AND status = 'active') \
-                   AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $3)";
-        let (eligible,): (bool,) = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(list_id)
-            .bind(subscriber_id)
-            .bind(suppression_hash)
-            .fetch_one(pool)
-            .await)?;
-        Ok(eligible)
-    }
-
-    /// [`Store::still_eligible`] for several subscribers in one query: one answer per question, in order.
+    /// Whether each subscriber may still receive mail from the list right now (subscribed and not suppressed),
+    /// in one query: one answer per question, in order. Asked just before each message is handed to the relay.
     pub async fn still_eligible_many(&self, questions: &[EligibilityQuestion]) -> anyhow::Result<Vec<bool>> {
         if questions.is_empty() {
             return Ok(Vec::new());

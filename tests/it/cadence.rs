@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
-use tidings::domain::{SubscriberEmail, SubscriberName};
-use tidings::store::{ImportBatch, ImportRow, Store};
+use tidings::store::Store;
 use tidings::worker::{DeliveryContext, run_step};
 use tokio_util::sync::CancellationToken;
 
@@ -66,20 +65,11 @@ impl Weekly {
         db.clock.advance(ts(setup.start).duration_since(db.clock.now()));
         db.store.sync_lists(&settings.list_specs().expect("lists"), db.clock.now()).await.expect("sync lists");
 
-        let rows: Vec<ImportRow> = setup
+        let people = setup
             .subscribers
             .iter()
-            .enumerate()
-            .map(|(i, (email, zone))| ImportRow {
-                line: i as u64 + 2,
-                email: SubscriberEmail::parse(email).expect("address"),
-                name: SubscriberName::parse("Reader").expect("name"),
-                attributes: "{}".to_owned(),
-                time_zone: zone.map(str::to_owned),
-            })
-            .collect();
-        let session = db.store.begin_import(db.list_id).await.expect("begin import");
-        db.store.import_batch(&session, &ImportBatch::new(rows), db.clock.now()).await.expect("import");
+            .map(|(email, zone)| (email.to_string(), "Reader".to_owned(), zone.map(str::to_owned)));
+        db.import(people, db.clock.now()).await;
 
         let links = settings.link_builder().expect("links");
         let engine = tidings::startup::delivery_context(&settings, db.store.clone(), db.clock.clone(), links)

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tidings::domain::{SubscriberEmail, SubscriberName};
-use tidings::store::{ImportBatch, ImportRow, Store};
+use tidings::store::Store;
 
 use crate::both_backends;
 use crate::helpers::TestDatabase;
@@ -21,21 +20,9 @@ fn address(i: usize) -> String {
 }
 
 async fn subscribe(db: &TestDatabase, count: usize) {
-    let rows: Vec<ImportRow> = (0..count)
-        .map(|i| ImportRow {
-            line: i as u64 + 2,
-            email: SubscriberEmail::parse(&address(i)).expect("address"),
-            name: SubscriberName::default(),
-            attributes: "{}".to_owned(),
-            time_zone: None,
-        })
-        .collect();
     // The daemon runs on the real clock, and an issue goes to subscriptions made before it started.
     let now = tidings::clock::Clock::system().now();
-    let session = db.store.begin_import(db.list_id).await.expect("begin import");
-    for chunk in rows.chunks(2_000) {
-        db.store.import_batch(&session, &ImportBatch::new(chunk.to_vec()), now).await.expect("import");
-    }
+    db.import((0..count).map(|i| (address(i), String::new(), None)), now).await;
 }
 
 /// The environment of a daemon sending to `smtp`.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use tidings::clock::Clock;
-use tidings::domain::{SubscriberEmail, SubscriberName, SuppressionReason};
-use tidings::store::{ImportBatch, ImportRow, Store};
+use tidings::domain::{SubscriberEmail, SuppressionReason};
+use tidings::store::Store;
 use tidings::worker::{DeliveryContext, StepReport, run_step};
 use tokio_util::sync::CancellationToken;
 
@@ -52,19 +52,7 @@ impl Delivery {
         let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
 
-        let rows: Vec<ImportRow> = (0..subscribers)
-            .map(|i| ImportRow {
-                line: i as u64 + 2,
-                email: SubscriberEmail::parse(&address(i)).expect("address"),
-                name: SubscriberName::parse(&format!("Reader {i}")).expect("name"),
-                attributes: "{}".to_owned(),
-                time_zone: None,
-            })
-            .collect();
-        for chunk in rows.chunks(2_000) {
-            let session = db.store.begin_import(db.list_id).await.expect("begin import");
-            db.store.import_batch(&session, &ImportBatch::new(chunk.to_vec()), db.clock.now()).await.expect("import");
-        }
+        db.import((0..subscribers).map(|i| (address(i), format!("Reader {i}"), None)), db.clock.now()).await;
         let added = db.tidings_env(&["issue", "add", SAMPLE], &env);
         assert_eq!(added.code, Some(0), "{}", added.stderr);
         let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;

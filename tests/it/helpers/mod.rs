@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use tidings::clock::Clock;
-use tidings::domain::{ListSlug, ListSpec};
-use tidings::store::{Backend, Store, StoreOptions};
+use tidings::domain::{ListSlug, ListSpec, SubscriberEmail, SubscriberName};
+use tidings::store::{Backend, ImportBatch, ImportRow, Store, StoreOptions};
 
 /// The admin URL of the PostgreSQL server the tests may create databases on (set by scripts/test).
 const PG_URL_VAR: &str = "PG_TEST_URL";
@@ -116,6 +116,30 @@ impl TestDatabase {
         let mut all = vec![("TIDINGS_DATABASE__URL", self.url.as_str())];
         all.extend(env.iter().filter(|(key, _)| *key != "TIDINGS_DATABASE__URL"));
         tidings_with_env(args, &all, self.dir.path())
+    }
+
+    /// Imports active subscribers the way `subscriber import` does, in batches of 2,000: address, name and
+    /// time zone of each, subscribed at `now`.
+    pub async fn import(
+        &self,
+        people: impl IntoIterator<Item = (String, String, Option<String>)>,
+        now: jiff::Timestamp,
+    ) {
+        let rows: Vec<ImportRow> = people
+            .into_iter()
+            .enumerate()
+            .map(|(i, (email, name, time_zone))| ImportRow {
+                line: i as u64 + 2,
+                email: SubscriberEmail::parse(&email).expect("address"),
+                name: SubscriberName::parse(&name).expect("name"),
+                attributes: "{}".to_owned(),
+                time_zone,
+            })
+            .collect();
+        let session = self.store.begin_import(self.list_id).await.expect("begin import");
+        for chunk in rows.chunks(2_000) {
+            self.store.import_batch(&session, &ImportBatch::new(chunk.to_vec()), now).await.expect("import");
+        }
     }
 
     /// Writes `content` to a file in the test's folder and returns its path.

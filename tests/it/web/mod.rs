@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use tidings::configuration::Settings;
-use tidings::domain::{SubscriberEmail, SubscriberName};
+use tidings::domain::SubscriberEmail;
 use tidings::render::CompiledIssue;
-use tidings::store::{ImportBatch, ImportRow, Store};
+use tidings::store::Store;
 use tidings::worker::run_step;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -225,17 +225,7 @@ pub fn client(agent: &str) -> reqwest::Client {
 /// Imports subscribers, adds the sample issue (through the binary, as an editor would), stores its links, and
 /// sends it with the engine until every delivery is settled. Returns the issue's id.
 async fn send_sample_issue(db: &TestDatabase, settings: &Settings, env: &[(&str, &str)], count: usize) -> i64 {
-    let rows: Vec<ImportRow> = (0..count)
-        .map(|i| ImportRow {
-            line: i as u64 + 2,
-            email: SubscriberEmail::parse(&address(i)).expect("address"),
-            name: SubscriberName::parse(&format!("Reader {i}")).expect("name"),
-            attributes: "{}".to_owned(),
-            time_zone: None,
-        })
-        .collect();
-    let session = db.store.begin_import(db.list_id).await.expect("begin import");
-    db.store.import_batch(&session, &ImportBatch::new(rows), db.clock.now()).await.expect("import");
+    db.import((0..count).map(|i| (address(i), format!("Reader {i}"), None)), db.clock.now()).await;
     let added = db.tidings_env(&["issue", "add", SAMPLE], env);
     assert_eq!(added.code, Some(0), "{}", added.stderr);
     let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;
