@@ -84,6 +84,14 @@ pub enum Command {
         json: bool,
     },
 
+    /// Bounces and complaints that came back after sending: list, show, and take one in from standard input.
+    #[command(subcommand)]
+    Bounce(BounceCommand),
+
+    /// The suppression list: addresses that are never mailed again.
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
+
     /// Write one issue's report as a self-contained HTML page (charts as inline SVG, no script, no external
     /// asset): key figures, deliveries and opens over time, the star distribution, unsubscribes and bounces.
     #[command(after_help = "Example:\n  tidings report 122 --out report-122.html")]
@@ -96,6 +104,88 @@ pub enum Command {
         /// The list (default: `default_list`).
         #[arg(long)]
         list: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BounceCommand {
+    /// What came back after sending, newest first: bounces, complaints, auto-replies, delayed and delivered
+    /// notices, each with what it changed.
+    #[command(after_help = "Example:\n  tidings bounce list --issue 122 --kind hard\n  tidings bounce list --json")]
+    List {
+        /// Only reports about this issue.
+        #[arg(long, value_name = "NUMBER")]
+        issue: Option<u32>,
+        /// Only this kind: hard, soft, policy, complaint, auto-reply, delayed, delivered or unclassified.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The list of --issue (default: `default_list`).
+        #[arg(long)]
+        list: Option<String>,
+        /// How many reports to show at most.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// One stored report: how it was classified, what it changed, and its text as received (capped in size,
+    /// other people's addresses removed).
+    #[command(after_help = "Example:\n  tidings bounce show 17")]
+    Show {
+        /// The report's id, from `bounce list`.
+        id: i64,
+    },
+
+    /// Take one report (a DSN, a complaint, any mail sent to the bounce address) from standard input, for an
+    /// MTA's pipe transport or procmail. Exit status as sysexits: 0 stored, 75 (EX_TEMPFAIL) when the
+    /// database is unavailable so the MTA keeps the message and retries, 65 (EX_DATAERR) when it is too big,
+    /// 78 (EX_CONFIG) when [bounces] is not configured.
+    #[command(
+        after_help = "Example (Postfix master.cf):\n  tidings unix - n n - - pipe\n    flags=Rq user=tidings         argv=/usr/local/bin/tidings bounce ingest --recipient ${original_recipient}"
+    )]
+    Ingest {
+        /// The envelope recipient (the signed return path it was sent to); default: the message's
+        /// Delivered-To, X-Original-To or To header.
+        #[arg(long, value_name = "ADDR")]
+        recipient: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionCommand {
+    /// Addresses that are never mailed, newest first: hard bounces, complaints, erasures and manual entries.
+    /// Only a hash of each address is kept; the address is shown while a subscriber still has it.
+    #[command(after_help = "Example:\n  tidings suppression list --json")]
+    List {
+        /// How many entries to show at most.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Never mail this address again (every list).
+    #[command(after_help = "Example:\n  tidings suppression add someone@example.com --reason \"asked by phone\"")]
+    Add {
+        /// The address to suppress.
+        email: String,
+        /// Why, kept with the entry.
+        #[arg(long, default_value = "added by an admin")]
+        reason: String,
+    },
+    /// Take an address off the suppression list; the removal is recorded with its reason. Its subscriptions
+    /// stay as they are: a bounced or complained person subscribes again to receive mail.
+    #[command(
+        after_help = "Example:\n  tidings suppression remove someone@example.com --reason \"mailbox fixed, confirmed by email\""
+    )]
+    Remove {
+        /// The address to take off the list.
+        email: String,
+        /// Why it may be mailed again (required).
+        #[arg(long)]
+        reason: String,
     },
 }
 

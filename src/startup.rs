@@ -17,11 +17,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminContext;
+use crate::bounces::{BounceListener, Intake, ListenerLimits, Pipeline};
 use crate::clock::Clock;
 use crate::configuration::{DkimAlgorithm, Settings, TlsMode, TransportKind};
-use crate::domain::LinkBuilder;
+use crate::domain::{LinkBuilder, ReturnPathFor};
 use crate::http::{AppState, ConfirmationRequest, OpenWriter, Site, WebParts, WebSettings};
-use crate::mailer::{self, DkimSigner, Outgoing, Sender};
+use crate::mailer::{self, BounceTrace, DkimSigner, Outgoing, Sender};
 use crate::render::{self, Branding, CompiledConfirm, ConfirmRecipient, Templates};
 use crate::store::{ListRow, RateLimits, Store};
 use crate::worker::{self, DeliveryConfig, DeliveryContext, SenderIdentity};
@@ -37,6 +38,8 @@ pub struct Application {
     delivery: DeliveryContext,
     opens: OpenWriter,
     confirmations: Confirmations,
+    /// The report listener and its writer, when `[bounces] listen` is set.
+    reports: Option<(BounceListener, Intake, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -71,11 +74,17 @@ impl Application {
             opens,
             confirmations: confirmation_queue,
         };
+        let reports = report_listener(&settings, &store, &delivery.clock).await?;
         let state = AppState::new(store, parts)?;
 
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, state, delivery, opens: open_writer, confirmations })
+        Ok(Application { listener, port, state, delivery, opens: open_writer, confirmations, reports })
+    }
+
+    /// The port of the report listener, when it runs.
+    pub fn report_port(&self) -> Option<u16> {
+        self.reports.as_ref().and_then(|(listener, _, _)| listener.local_addr().ok()).map(|a| a.port())
     }
 
     /// The port the HTTP server listens on.
@@ -99,16 +108,53 @@ impl Application {
         let after_server = CancellationToken::new();
         let opens = tokio::spawn(self.opens.run(after_server.clone()));
         let confirmations = tokio::spawn(self.confirmations.run(after_server.clone()));
+        let reports = self.reports.map(|(listener, intake, writer)| {
+            let serving = tokio::spawn(listener.serve(shutdown.clone()));
+            (serving, intake, writer)
+        });
         let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone()));
         engine.await.context("the delivery engine stopped unexpectedly")?;
         let served = server.await.context("the HTTP server stopped unexpectedly");
         after_server.cancel();
         opens.await.context("the open pixel's writer stopped unexpectedly")?;
         confirmations.await.context("the confirmation email sender stopped unexpectedly")?;
+        if let Some((serving, intake, writer)) = reports {
+            // The sessions finish the reports they were given; then the writer commits what is queued.
+            serving.await.context("the report listener stopped unexpectedly")?;
+            drop(intake);
+            writer.await.context("the report writer stopped unexpectedly")?;
+        }
         served?.context("the HTTP server failed")?;
         store.close().await;
         Ok(())
     }
+}
+
+/// Binds the report listener of `[bounces]`, when `listen` is set.
+async fn report_listener(
+    settings: &Settings,
+    store: &Store,
+    clock: &Clock,
+) -> anyhow::Result<Option<(BounceListener, Intake, tokio::task::JoinHandle<()>)>> {
+    let listen = settings.bounces.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let Some(pipeline) = Pipeline::from_settings(settings)? else {
+        bail!("bounces.listen is set but bounces.address is empty: set the bounce address the listener takes mail for");
+    };
+    let pipeline = std::sync::Arc::new(pipeline);
+    let (intake, writer) = Intake::start(store.clone(), pipeline.clone(), clock.clone());
+    let b = &settings.bounces;
+    let limits = ListenerLimits {
+        max_connections: b.max_connections,
+        max_connections_per_client: b.max_connections_per_client,
+        per_client_per_minute: b.per_client_per_minute,
+        idle_timeout: Duration::try_from(b.idle_timeout).unwrap_or(Duration::from_secs(60)),
+    };
+    let listener = BounceListener::bind(listen, pipeline, intake.clone(), b.protocol, limits).await?;
+    tracing::info!(address = %listener.local_addr()?, protocol = ?b.protocol, "listening for bounces and complaints");
+    Ok(Some((listener, intake, writer)))
 }
 
 /// The web's settings from `[http]`, `[tracking]` and `[subscribe]`.
@@ -212,6 +258,8 @@ impl Confirmations {
             email.compiled.personalise(&ConfirmRecipient { name: &request.name, confirm_url: &confirm_url });
         let (html, text) = (personalised.html(), personalised.text());
         let message_id = format!("<confirm.{subscriber_id}.{:016x}@{}>", rand::random::<u64>(), self.identity.domain);
+        let trace =
+            self.identity.bounce_trace(self.links.keys(), ReturnPathFor::Confirmation { list_id, subscriber_id });
         let outgoing = Outgoing {
             message_id: &message_id,
             from: &self.identity.from,
@@ -226,6 +274,7 @@ impl Confirmations {
             html: &html,
             text: &text,
             is_test: false,
+            bounce: trace.as_ref().map(|(return_path, trace)| BounceTrace { return_path, trace }),
             eight_bit: self.sender.accepts_8bit(),
         };
         let message = match mailer::build(&outgoing, self.dkim.as_ref()) {
@@ -314,7 +363,8 @@ pub fn sender_identity(settings: &Settings) -> anyhow::Result<SenderIdentity> {
         text => Some(Mailbox::from_str(text).map_err(|e| anyhow!("sender.reply_to `{text}` is not a mailbox: {e}"))?),
     };
     let domain = from.email.domain().to_owned();
-    Ok(SenderIdentity { from, reply_to, domain })
+    let bounce = settings.bounce_address()?;
+    Ok(SenderIdentity { from, reply_to, domain, bounce })
 }
 
 /// `count` senders of the configured transport, one per connection.

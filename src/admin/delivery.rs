@@ -13,8 +13,10 @@ use serde_json::json;
 
 use super::issue::{find, load_compiled};
 use super::{AdminContext, format_millis};
-use crate::domain::{LinkBuilder, LinkKeys, SubscriberEmail, check_time_zone, earliest_instant, resolve_local_time};
-use crate::mailer::{self, Outgoing, SendOutcome};
+use crate::domain::{
+    LinkBuilder, LinkKeys, ReturnPathFor, SubscriberEmail, check_time_zone, earliest_instant, resolve_local_time,
+};
+use crate::mailer::{self, BounceTrace, Outgoing, SendOutcome};
 use crate::render::Recipient;
 use crate::store::{DeliveryCounts, IssueRow};
 
@@ -351,6 +353,7 @@ pub async fn test_send(
     let (html, text) = (personalised.html(), personalised.text());
     let list_id = format!("{} <{}.{}>", list.name.replace(['<', '>'], ""), list.slug, identity.domain);
     let feedback_id = format!("{}:{}:tidings:{}", issue.number, list.slug, identity.domain);
+    let trace = identity.bounce_trace(links.keys(), ReturnPathFor::TestSend { list_id: list.id, issue_id: issue.id });
     let outgoing = Outgoing {
         message_id: &message_id,
         from: &identity.from,
@@ -365,6 +368,7 @@ pub async fn test_send(
         html: &html,
         text: &text,
         is_test: true,
+        bounce: trace.as_ref().map(|(return_path, trace)| BounceTrace { return_path, trace }),
         eight_bit: true,
     };
     let message =

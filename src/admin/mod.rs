@@ -3,6 +3,7 @@
 //! Admin commands never talk to a running daemon: the database is the only channel between them.
 //! Output for the user goes to the writer they are given (stdout); per-row problems go to stderr.
 
+mod bounces;
 mod delivery;
 mod demo;
 pub mod import;
@@ -124,6 +125,21 @@ pub async fn run_with_clock(
         Command::Report { number, out: path, list } => {
             let context = AdminContext::open(settings, clock).await?;
             let code = stats::report(&context, number, list.as_deref(), &path, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Bounce(crate::cli::BounceCommand::Ingest { recipient }) => {
+            bounces::ingest(settings, clock, recipient, out).await
+        }
+        Command::Bounce(command) => {
+            let context = AdminContext::open(settings, clock).await?;
+            let code = bounces::run(&context, command, out).await;
+            context.store.close().await;
+            code
+        }
+        Command::Suppression(command) => {
+            let context = AdminContext::open(settings, clock).await?;
+            let code = bounces::suppression(&context, command, out).await;
             context.store.close().await;
             code
         }

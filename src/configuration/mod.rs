@@ -13,7 +13,7 @@ use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::{LinkBuilder, LinkKeys, ListSlug, ListSpec, WeeklySlot};
+use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ListSlug, ListSpec, WeeklySlot};
 
 pub use load::{ConfigError, load, load_layers};
 
@@ -37,6 +37,7 @@ pub struct Settings {
     pub subscribe: SubscribeSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
+    pub bounces: BounceSettings,
     /// Lists by short name.
     pub lists: BTreeMap<String, ListSettings>,
 }
@@ -200,6 +201,49 @@ pub struct AdminSettings {
     pub notice_before: SignedDuration,
 }
 
+/// `[bounces]`: signed return paths, the inbound listener and what reports may change. Empty `address`: off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BounceSettings {
+    /// The bounce address, e.g. `bounces@news.example.com`; every message's return path is `local+TOKEN@domain`.
+    pub address: String,
+    /// Where feedback loops send complaints (ARF), accepted by the listener as it is; empty: none.
+    pub complaint_address: String,
+    /// `HOST:PORT` of the inbound listener inside `tidings serve`; empty: no listener.
+    pub listen: String,
+    /// `smtp` or `lmtp`.
+    pub protocol: InboundProtocol,
+    /// The largest message the listener and `bounce ingest` take, in bytes (552 past it).
+    pub max_message_bytes: usize,
+    /// Connections the listener serves at once, in all and per client address.
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Messages one client address may deliver per minute (451 past it, so the sender retries later).
+    pub per_client_per_minute: u32,
+    /// How long the listener waits for a command or a chunk of data before it closes the connection.
+    pub idle_timeout: SignedDuration,
+    /// A soft bounce adds 1 to the subscriber's score, a hard one suppresses at once; the score starts again
+    /// from 0 after `soft_window` without a soft bounce, or after a delivered notice. At this score the
+    /// address is suppressed.
+    pub soft_threshold: f64,
+    pub soft_window: SignedDuration,
+    /// Guardrails while an issue sends: past this share of complaints, or of hard bounces, among its delivered
+    /// messages (counted from `min_deliveries` on), the issue pauses with the reason.
+    pub max_complaint_rate: f64,
+    pub max_bounce_rate: f64,
+    pub min_deliveries: u32,
+    /// Stored reports keep at most this many bytes of the raw message.
+    pub keep_raw_bytes: usize,
+}
+
+/// The inbound listener's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundProtocol {
+    Smtp,
+    Lmtp,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -255,6 +299,17 @@ impl Settings {
     /// The DKIM private key (PEM) from the environment or its 0600 file; `None` when neither is set.
     pub fn dkim_private_key(&self) -> Result<Option<SecretString>, ConfigError> {
         secret::resolve("dkim.private_key", self.dkim.private_key.as_ref(), &self.dkim.key_file)
+    }
+
+    /// `[bounces] address`, checked; `None` when it is empty (signed return paths are off).
+    pub fn bounce_address(&self) -> Result<Option<BounceAddress>, ConfigError> {
+        let address = self.bounces.address.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        BounceAddress::parse(address)
+            .map(Some)
+            .map_err(|e| ConfigError::new(format!("bounces.address: `{address}` is not usable: {e}")))
     }
 
     /// The lists from `[lists]`, checked: short names, time zones and the default list.

@@ -9,6 +9,7 @@ mod digest;
 mod issue_number;
 mod links;
 mod list;
+mod return_path;
 mod status;
 mod subscriber_email;
 mod subscriber_name;
@@ -22,6 +23,10 @@ pub use digest::sha256_hex;
 pub use issue_number::{IssueNumber, IssueNumberError};
 pub use links::{CONFIRM_PATH, IssueLinks, LinkBuilder, OPEN_PATH, RATE_PATH, UNSUBSCRIBE_PATH, VIEW_PATH};
 pub use list::{ListSlug, ListSpec};
+pub use return_path::{
+    BounceAddress, BounceAddressError, MAX_BOUNCE_LOCAL_LEN, RETURN_PATH_DELIMITER, ReturnPathError, ReturnPathFor,
+    read_trace, trace_value,
+};
 pub use status::{ConsentSource, DeliveryStatus, IssueStatus, SubscriptionStatus, SuppressionReason};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};

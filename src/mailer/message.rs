@@ -45,10 +45,24 @@ pub struct Outgoing<'a> {
     pub text: &'a str,
     /// A test send: adds `X-Tidings-Test: yes` and prefixes the subject with `[TEST] `.
     pub is_test: bool,
+    /// The signed return path and trace value (`domain::return_path`) when `[bounces]` is on: the envelope
+    /// sender becomes the return path and the message carries `X-Tidings-Ref: <trace>`. `None`: the envelope
+    /// sender is `from`, as lettre derives it.
+    pub bounce: Option<BounceTrace<'a>>,
     /// The transport takes 8-bit bodies (`Sender::accepts_8bit`): a part whose lines all fit in 998 octets
     /// then goes as it is, which costs nothing per message; otherwise, and when false, it is quoted-printable.
     pub eight_bit: bool,
 }
+
+/// A message's signed return path and its trace header value.
+#[derive(Clone, Copy)]
+pub struct BounceTrace<'a> {
+    pub return_path: &'a str,
+    pub trace: &'a str,
+}
+
+/// The header that carries the trace value, so a complaint that hides the recipient still maps back.
+pub const TRACE_HEADER: &str = "X-Tidings-Ref";
 
 impl fmt::Debug for Outgoing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,6 +130,10 @@ pub fn build(outgoing: &Outgoing<'_>, dkim: Option<&DkimSigner>) -> Result<Built
     if outgoing.is_test {
         builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Tidings-Test"), "yes".into()));
     }
+    if let Some(bounce) = outgoing.bounce {
+        builder =
+            builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(TRACE_HEADER), bounce.trace.into()));
+    }
     // Quoted-printable keeps every line under 998 octets whatever the HTML looks like, and it can never produce
     // "=_", so a boundary starting with it cannot occur inside a part. Deriving the rest from the Message-ID makes
     // the same input build the same bytes.
@@ -131,11 +149,22 @@ pub fn build(outgoing: &Outgoing<'_>, dkim: Option<&DkimSigner>) -> Result<Built
             message.headers_mut().insert_raw(HeaderValue::dangerous_new_pre_encoded(name, value.clone(), value));
         }
     }
-    Ok(sealed(message, message_id, dkim))
+    let mut built = sealed(message, message_id, dkim);
+    if let Some(bounce) = outgoing.bounce {
+        built.envelope = envelope_from(bounce.return_path, &built.envelope)?;
+    }
+    Ok(built)
+}
+
+/// The same envelope with `return_path` as its sender.
+fn envelope_from(return_path: &str, envelope: &Envelope) -> Result<Envelope, BuildError> {
+    let sender: lettre::Address = return_path.parse().map_err(|e| BuildError::Invalid(format!("return path: {e}")))?;
+    Envelope::new(Some(sender), envelope.to().to_vec()).map_err(|e| BuildError::Invalid(e.to_string()))
 }
 
 /// A plain-text notice to the admin (an empty weekly queue), signed like every message when DKIM is on. The
 /// subject and text are Tidings' own words; a subject holding a line break is refused all the same.
+#[allow(clippy::too_many_arguments)]
 pub fn build_notice(
     message_id: &str,
     from: &Mailbox,
@@ -144,6 +173,7 @@ pub fn build_notice(
     text: &str,
     date: jiff::Timestamp,
     dkim: Option<&DkimSigner>,
+    return_path: Option<&str>,
 ) -> Result<BuiltMessage, BuildError> {
     if subject.chars().any(char::is_control) {
         return Err(BuildError::ControlCharacter { header: "Subject" });
@@ -157,7 +187,11 @@ pub fn build_notice(
         .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()))
         .singlepart(part(ContentType::TEXT_PLAIN, text, false))
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
-    Ok(sealed(message, message_id, dkim))
+    let mut built = sealed(message, message_id, dkim);
+    if let Some(return_path) = return_path {
+        built.envelope = envelope_from(return_path, &built.envelope)?;
+    }
+    Ok(built)
 }
 
 /// The message signed when DKIM is on, and formatted.
@@ -288,6 +322,7 @@ mod tests {
             html: "<p>Hi</p>",
             text: "Hi",
             is_test: false,
+            bounce: None,
             eight_bit: true,
         }
     }
@@ -344,12 +379,12 @@ mod tests {
         let to: Mailbox = "editor@example.com".parse().unwrap();
         let at: jiff::Timestamp = "2026-12-07T08:00:00Z".parse().unwrap();
         let built =
-            build_notice("<n.1@example.com>", &from, &to, "Nothing is queued", "Queue one.\n", at, None).unwrap();
+            build_notice("<n.1@example.com>", &from, &to, "Nothing is queued", "Queue one.\n", at, None, None).unwrap();
         let text = String::from_utf8(built.bytes).unwrap();
         assert!(text.contains("Auto-Submitted: auto-generated\r\n"), "{text}");
         assert!(text.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{text}");
         assert!(text.contains("Queue one.\r\n"), "{text}");
-        let smuggled = build_notice("<n.2@example.com>", &from, &to, "a\r\nBcc: x@example.com", "t", at, None);
+        let smuggled = build_notice("<n.2@example.com>", &from, &to, "a\r\nBcc: x@example.com", "t", at, None, None);
         assert!(matches!(smuggled, Err(BuildError::ControlCharacter { header: "Subject" })));
     }
 }

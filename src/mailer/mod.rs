@@ -24,7 +24,7 @@ mod transaction;
 use std::fmt;
 
 pub use dkim::{DkimAlgorithm, DkimError, DkimSigner};
-pub use message::{BuildError, BuiltMessage, Outgoing, build, build_notice};
+pub use message::{BounceTrace, BuildError, BuiltMessage, Outgoing, TRACE_HEADER, build, build_notice};
 pub use outbox::{OutboxError, OutboxSender};
 pub use smtp::{SmtpConfig, SmtpConfigError, SmtpSender, SmtpTls};
 

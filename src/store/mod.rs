@@ -5,6 +5,7 @@
 //! This is the only module that imports sqlx. It performs no network I/O other than to the database, and no
 //! transaction here ever waits on anything but the database.
 
+mod bounces;
 mod cadence;
 mod deliveries;
 mod import;
@@ -14,6 +15,7 @@ mod outbox;
 mod relay;
 mod stats;
 mod subscribers;
+mod suppressions;
 mod web;
 
 use std::str::FromStr;
@@ -24,6 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use bounces::{AppliedReport, Effect, NewReport, ReportRow, ReportTarget, ScoreRule};
 pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
 pub use deliveries::{
     AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, EligibilityQuestion, Settlement,
@@ -35,6 +38,7 @@ pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
 pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
+pub use suppressions::{ReportFilter, ReportRates, SuppressionRow};
 pub use web::{
     ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,
     SubscribeOutcome, SubscribeRequest, Tally, WebCounts,

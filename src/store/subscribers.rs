@@ -258,6 +258,11 @@ impl Store {
                 // SMTP replies and event details can quote the address: clear them before unlinking the rows.
                 sqlx::query("UPDATE deliveries SET last_error = NULL WHERE subscriber_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE events SET detail = '' WHERE subscriber_id = $1").bind(id).execute(&mut *tx).await?;
+                // Stored reports hold no address, but may quote a name or a diagnostic about the person.
+                sqlx::query("UPDATE bounce_reports SET raw = '', subject = '', reason = 'erased' WHERE subscriber_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO events (kind, created_at) VALUES ('erase', $1)").bind(now).execute(&mut *tx).await?;
             }

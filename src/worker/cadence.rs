@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 
 use super::DeliveryContext;
 use crate::clock::from_millis;
-use crate::domain::{Cadence, SlotTime};
+use crate::domain::{Cadence, ReturnPathFor, SlotTime};
 use crate::mailer;
 use crate::store::{ListRow, SlotFill, SlotOutcome};
 
@@ -176,8 +176,17 @@ async fn send_notice(
         at = slot.at,
     );
     let message_id = format!("<notice.{}.{}@{}>", list.id, slot.at.as_millisecond(), context.identity.domain);
-    let message =
-        mailer::build_notice(&message_id, &context.identity.from, admin, &subject, &text, now, context.dkim.as_ref())?;
+    let return_path = context.identity.bounce_trace(context.links.keys(), ReturnPathFor::Notice).map(|(path, _)| path);
+    let message = mailer::build_notice(
+        &message_id,
+        &context.identity.from,
+        admin,
+        &subject,
+        &text,
+        now,
+        context.dkim.as_ref(),
+        return_path.as_deref(),
+    )?;
     let Some(sender) = context.senders.first() else { anyhow::bail!("no connection to send with") };
     let outcome = sender.lock().await.send(&message).await;
     if outcome.is_accepted() { Ok(()) } else { anyhow::bail!("the relay did not accept it: {outcome}") }

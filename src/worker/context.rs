@@ -9,7 +9,7 @@ use jiff::SignedDuration;
 use lettre::message::Mailbox;
 
 use crate::clock::Clock;
-use crate::domain::LinkBuilder;
+use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ReturnPathFor, trace_value};
 use crate::mailer::{DkimSigner, Sender};
 use crate::render::CompiledIssue;
 use crate::store::{RateLimits, Store};
@@ -45,6 +45,17 @@ pub struct SenderIdentity {
     pub reply_to: Option<Mailbox>,
     /// The domain of the From address: Message-IDs, List-Id and Feedback-ID use it.
     pub domain: String,
+    /// `[bounces] address`: when set, every message gets a signed return path and trace header.
+    pub bounce: Option<BounceAddress>,
+}
+
+impl SenderIdentity {
+    /// The signed return path and the trace value of a message about `what`, when `[bounces]` is on.
+    pub fn bounce_trace(&self, keys: &LinkKeys, what: ReturnPathFor) -> Option<(String, String)> {
+        let bounce = self.bounce.as_ref()?;
+        let trace = trace_value(keys, what);
+        Some((bounce.with_trace(&trace), trace))
+    }
 }
 
 /// An issue ready to send, with the headers every copy shares.

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::DeliveryContext;
 use super::settle::{BatchState, settle};
-use crate::domain::SubscriberEmail;
-use crate::mailer::{self, Outgoing, Sender};
+use crate::domain::{ReturnPathFor, SubscriberEmail};
+use crate::mailer::{self, BounceTrace, Outgoing, Sender};
 use crate::render::Recipient;
 use crate::store::{ClaimedDelivery, DeliveryResult, EligibilityQuestion, Settlement};
 
@@ -127,6 +127,8 @@ async fn send_one(
     };
     let personalised = issue.compiled.personalise(&recipient);
     let (html, text) = (personalised.html(), personalised.text());
+    let what = ReturnPathFor::Delivery { list_id: delivery.list_id, subscriber_id, issue_id: delivery.issue_id };
+    let trace = context.identity.bounce_trace(context.links.keys(), what);
     let outgoing = Outgoing {
         message_id: &delivery.message_id,
         from: &context.identity.from,
@@ -141,6 +143,7 @@ async fn send_one(
         html: &html,
         text: &text,
         is_test: false,
+        bounce: trace.as_ref().map(|(return_path, trace)| BounceTrace { return_path, trace }),
         eight_bit: sender.accepts_8bit(),
     };
     // An RSA signature costs milliseconds of CPU: let the runtime move other tasks off this thread meanwhile.

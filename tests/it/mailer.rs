@@ -88,6 +88,7 @@ impl Parts {
             html: &self.html,
             text: &self.text,
             is_test: false,
+            bounce: None,
             eight_bit: true,
         }
     }

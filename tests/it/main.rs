@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bounces;
 mod browser;
 mod cadence;
 mod config;

@@ -56,6 +56,8 @@ pub struct WebApp {
     pub client: reqwest::Client,
     /// The sample issue, when subscribers were given.
     pub issue_id: i64,
+    /// The report listener's port, when `[bounces] listen` is set.
+    pub report_port: Option<u16>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -111,10 +113,11 @@ impl WebApp {
         let application =
             tidings::startup::Application::build(settings.clone(), db.clock.clone()).await.expect("build the app");
         let base = format!("http://127.0.0.1:{}", application.port());
+        let report_port = application.report_port();
         let shutdown = CancellationToken::new();
         let server = Some(tokio::spawn(application.run_until_stopped(shutdown.clone())));
         let client = client(PHONE);
-        WebApp { db, smtp, settings, base, client, issue_id, shutdown, server }
+        WebApp { db, smtp, settings, base, client, issue_id, report_port, shutdown, server }
     }
 
     /// Stops the application the way SIGTERM does and waits until it has written everything queued.
