@@ -14,6 +14,9 @@
 //!   one-click header of this issue's message), whenever they happened.
 //! - `unique_opens_unverified`: subscribers who loaded the open pixel; image prefetching inflates it.
 //! - Ratings count genuine votes only; votes that looked automated are `flagged_votes`, apart.
+//! - `complaints`: deliveries someone complained about through a feedback loop; `complaint_rate`: complaints
+//!   out of `delivered`; `reported_later`: what came back after the relay's 250, per kind, once per delivery
+//!   (a hard bounce reported later is also in `bounced`, and no longer in `delivered`).
 //! - Test sends are never counted.
 
 mod chart;
@@ -67,6 +70,7 @@ impl IssueReport {
             unique_opens: d.unique_opens,
             tally: d.stars.tally(),
             flagged_votes: d.flagged_stars.votes(),
+            reports: d.reports,
         }
     }
 }
@@ -88,6 +92,13 @@ pub fn delivery_bucket_width(span: i64) -> i64 {
 pub fn delivery_rate(counts: &DeliveryCounts) -> Option<f64> {
     let meant = counts.total - counts.suppressed;
     (meant > 0).then(|| counts.sent as f64 / meant as f64)
+}
+
+/// Complaints out of the messages delivered, from 0 to 1; `None` before any was delivered. Gmail and Yahoo
+/// ask bulk senders to stay under 0.001 and never reach 0.003.
+pub fn complaint_rate(summary: &IssueSummary) -> Option<f64> {
+    let delivered = summary.deliveries.sent;
+    (delivered > 0).then(|| summary.reports.complaints as f64 / delivered as f64)
 }
 
 /// A stored timestamp as `2026-12-07T08:00:00Z`.
@@ -127,6 +138,16 @@ pub fn summary_json(summary: &IssueSummary) -> Value {
         "rating_average": summary.tally.average().map(|average| round(average, 2)),
         "votes": summary.tally.votes,
         "flagged_votes": summary.flagged_votes,
+        "complaints": summary.reports.complaints,
+        "complaint_rate": complaint_rate(summary).map(|rate| round(rate, 5)),
+        "reported_later": {
+            "hard_bounces": summary.reports.hard,
+            "soft_bounces": summary.reports.soft,
+            "policy_refusals": summary.reports.policy,
+            "complaints": summary.reports.complaints,
+            "auto_replies": summary.reports.auto_replies,
+            "delayed": summary.reports.delayed,
+        },
     })
 }
 

@@ -17,6 +17,19 @@ use crate::store::{Buckets, ReasonCount};
 const TEMPLATE: &str = include_str!("report.html");
 
 /// The report of one issue as an HTML document; `generated_at` is printed in its footer.
+/// The complaint rate beside the providers' thresholds, and what else came back later.
+fn complaint_note(report: &IssueReport) -> String {
+    let r = &report.detail.reports;
+    let rate = super::complaint_rate(&report.summary())
+        .map_or("no rate yet".to_owned(), |rate| format!("{:.2} % of the delivered", rate * 100.0));
+    format!(
+        "{rate} (keep under 0.1 %); later: {} hard and {} soft bounces, {} policy refusals",
+        thousands(r.hard),
+        thousands(r.soft),
+        thousands(r.policy)
+    )
+}
+
 pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -61,6 +74,13 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
             thousands(report.unsubscribed()),
             "unsubscribed",
             "through this issue's links",
+        ),
+        figure(
+            "complaints",
+            d.reports.complaints.to_string(),
+            thousands(d.reports.complaints),
+            "complaints",
+            &complaint_note(report),
         ),
     ];
     let delivered = &d.delivered_over_time;
@@ -193,6 +213,7 @@ mod tests {
                 flagged_stars: StarCounts::default(),
                 unsubscribes_per_day: buckets(1440 * MINUTE, Vec::new()),
                 clicks: Vec::new(),
+                reports: Default::default(),
             },
         }
     }

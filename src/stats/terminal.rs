@@ -21,8 +21,8 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
     } else {
         let _ = writeln!(
             out,
-            "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<19}  SUBJECT",
-            "ISSUE", "SENT", "DELIVERED", "FAILED", "BOUNCED", "AMBIG", "UNSUBS", "OPENS*", "RATING"
+            "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>10}  {:>7}  {:<19}  SUBJECT",
+            "ISSUE", "SENT", "DELIVERED", "FAILED", "BOUNCED", "AMBIG", "UNSUBS", "COMPLAINTS", "OPENS*", "RATING"
         );
         for s in summaries {
             let sent = s.started_at.map_or("-".to_owned(), |at| date(at, zone));
@@ -30,7 +30,7 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
             let rating = if s.tally.votes == 0 { "-".to_owned() } else { s.tally.to_string() };
             let _ = writeln!(
                 out,
-                "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>7}  {:<19}  {}{}",
+                "{:>6}  {:<10}  {:>9}  {:>6}  {:>7}  {:>5}  {:>6}  {:>10}  {:>7}  {:<19}  {}{}",
                 s.number,
                 sent,
                 thousands(c.sent),
@@ -38,6 +38,7 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
                 thousands(c.bounced),
                 thousands(c.ever_ambiguous),
                 thousands(s.unsubscribed),
+                complaints(s),
                 thousands(s.unique_opens),
                 rating,
                 s.subject,
@@ -47,7 +48,8 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
         let _ = writeln!(
             out,
             "* unique opens (unverified: image prefetching inflates them). AMBIG: possibly received twice. \
-             UNSUBS: through the issue's own links. Ratings leave out flagged votes; test sends never count."
+             UNSUBS: through the issue's own links. COMPLAINTS: spam complaints from feedback loops, with their \
+             share of the delivered (keep it under 0.1 %). Ratings leave out flagged votes; test sends never count."
         );
     }
     if not_started > 0 {
@@ -55,6 +57,16 @@ pub fn overview_text(list_slug: &str, summaries: &[IssueSummary], not_started: u
         let _ = writeln!(out, "{not_started} more {noun} not been sent yet (draft, queued or scheduled).");
     }
     out
+}
+
+/// The complaints of an issue with their share of the delivered, e.g. `2 (0.04%)`.
+fn complaints(summary: &IssueSummary) -> String {
+    match super::complaint_rate(summary) {
+        Some(rate) if summary.reports.complaints > 0 => {
+            format!("{} ({:.2}%)", thousands(summary.reports.complaints), rate * 100.0)
+        }
+        _ => thousands(summary.reports.complaints),
+    }
 }
 
 /// `tidings stats N`: every section of one issue.
@@ -111,6 +123,25 @@ pub fn detail_text(report: &IssueReport) -> String {
         let _ = writeln!(out, "  {:<24} {:>9}", format!("{attempts} {noun}"), thousands(*count));
     }
     let _ = writeln!(out, "  {} deliveries retried, {} retries in all", thousands(retried), thousands(retries));
+
+    let r = &d.reports;
+    let _ = writeln!(out, "\ncame back after the relay accepted it (bounce and complaint reports)");
+    for (label, count, note) in [
+        ("hard bounces", r.hard, "(also counted as bounced above; the address is suppressed)"),
+        ("soft bounces", r.soft, "(mailbox full or a temporary failure that finally failed)"),
+        ("policy refusals", r.policy, "(blocked as spam or by policy: the sender's problem, nobody suppressed)"),
+        ("complaints", r.complaints, "(marked as spam: unsubscribed and suppressed)"),
+        ("auto-replies", r.auto_replies, "(counted only)"),
+        ("delayed notices", r.delayed, "(counted only)"),
+    ] {
+        let _ = writeln!(out, "  {label:<24} {:>9}  {note}", thousands(count));
+    }
+    let rate = super::complaint_rate(&report.summary()).map_or("-".to_owned(), |rate| format!("{:.2} %", rate * 100.0));
+    let _ = writeln!(
+        out,
+        "  {:<24} {rate:>9}  (complaints of the delivered; keep under 0.1 %, never 0.3 %)",
+        "complaint rate"
+    );
 
     reasons(&mut out, "bounce reasons", &d.bounce_reasons);
     reasons(&mut out, "failure reasons", &d.failure_reasons);

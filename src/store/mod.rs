@@ -36,7 +36,7 @@ pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
-pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, StarCounts};
+pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, ReportCounts, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use suppressions::{ReportFilter, ReportRates, SuppressionRow};
 pub use web::{

@@ -38,7 +38,43 @@ pub struct IssueSummary {
     pub tally: Tally,
     /// Votes that looked automated, left out of the tally.
     pub flagged_votes: i64,
+    /// What came back after sending (bounces and complaints reported later).
+    pub reports: ReportCounts,
 }
+
+/// What came back after the relay accepted an issue's messages: for each kind of report, how many of the
+/// issue's deliveries one was about (several reports about one delivery count once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReportCounts {
+    /// Hard bounces reported later (also counted in `bounced`).
+    pub hard: i64,
+    /// Soft bounces (mailbox full, a temporary failure that finally failed).
+    pub soft: i64,
+    /// Refusals for policy or reputation: the sender's problem, nobody suppressed.
+    pub policy: i64,
+    /// Spam complaints from feedback loops.
+    pub complaints: i64,
+    pub auto_replies: i64,
+    pub delayed: i64,
+}
+
+impl ReportCounts {
+    fn add(&mut self, kind: &str, count: i64) {
+        match kind {
+            "hard" => self.hard += count,
+            "soft" => self.soft += count,
+            "policy" => self.policy += count,
+            "complaint" => self.complaints += count,
+            "auto-reply" => self.auto_replies += count,
+            "delayed" => self.delayed += count,
+            _ => {}
+        }
+    }
+}
+
+/// Reports per issue and kind, counted once per delivery.
+const REPORTS_BY_KIND: &str = "SELECT issue_id, kind, COUNT(DISTINCT delivery_id) FROM bounce_reports \
+     WHERE {WHERE} AND is_test = false AND delivery_id IS NOT NULL GROUP BY issue_id, kind";
 
 /// How many deliveries ended with one reason (an SMTP reply, addresses already scrubbed to `<recipient>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +137,8 @@ pub struct IssueDetail {
     /// Tracked clicks per link of the issue, in the order of the links (recorded only with
     /// `tracking.clicks = true`).
     pub clicks: Vec<LinkClicks>,
+    /// What came back after sending.
+    pub reports: ReportCounts,
 }
 
 /// The tracked clicks on one link of an issue.
@@ -140,8 +178,16 @@ impl Store {
             "SELECT issue_id, flagged, COUNT(*), CAST(SUM(stars) AS BIGINT) FROM votes WHERE {OF_LIST} \
              GROUP BY issue_id, flagged"
         );
+        let reports = REPORTS_BY_KIND.replace("{WHERE}", OF_LIST);
         type IssueLine = (i64, i64, String, String, Option<i64>, Option<i64>);
         type Counted = Vec<(i64, String, i64)>;
+        let reports: Counted =
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(reports)).bind(list_id).fetch_all(pool).await)
+                .context("cannot read the issues' reports")?;
+        let mut report_counts: HashMap<i64, ReportCounts> = HashMap::new();
+        for (issue_id, kind, count) in reports {
+            report_counts.entry(issue_id).or_default().add(&kind, count);
+        }
         let (issues, deliveries, tests, ambiguous, opens, unsubscribes, votes) = on_pool!(self, pool => {
             let issues: Vec<IssueLine> = sqlx::query_as(issues).bind(list_id).fetch_all(pool).await?;
             let deliveries: Counted = sqlx::query_as(sqlx::AssertSqlSafe(deliveries)).bind(list_id).fetch_all(pool).await?;
@@ -187,6 +233,7 @@ impl Store {
                     unique_opens: opens.get(&issue_id).copied().unwrap_or(0),
                     tally,
                     flagged_votes,
+                    reports: report_counts.get(&issue_id).copied().unwrap_or_default(),
                 }
             })
             .collect())
@@ -228,6 +275,14 @@ impl Store {
                       WHERE l.issue_id = $1 GROUP BY l.position, l.url ORDER BY l.position";
         let width = delivered_width.max(1);
         let deliveries = self.delivery_counts(issue_id).await?;
+        let report_sql = REPORTS_BY_KIND.replace("{WHERE}", "issue_id = $1");
+        let report_rows: Vec<(i64, String, i64)> =
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(report_sql)).bind(issue_id).fetch_all(pool).await)
+                .context("cannot read the issue's reports")?;
+        let mut reports = ReportCounts::default();
+        for (_, kind, count) in report_rows {
+            reports.add(&kind, count);
+        }
         type Bucketed = Vec<(i64, i64)>;
         let (attempts, reasons, delivered, (unique_opens, opens), first_opens, stars, unsubscribes, clicks) =
             on_pool!(self, pool => {
@@ -271,6 +326,7 @@ impl Store {
                 .into_iter()
                 .map(|(position, url, people, clicks)| LinkClicks { position, url, people, clicks })
                 .collect(),
+            reports,
         })
     }
 }
