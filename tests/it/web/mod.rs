@@ -6,8 +6,11 @@
 //! test server, as a reverse proxy would.
 
 mod browser;
+mod connections;
+mod edges;
 mod links;
 mod operations;
+mod process;
 mod subscribe;
 mod votes;
 
