@@ -73,7 +73,10 @@ async fn a_one_megabyte_upload_to_any_route_gets_the_413_page_never_a_reset() {
 async fn chunked_upload(app: &WebApp, path: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.expect("connect");
-    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\nTransfer-Encoding: chunked\r\n\
+                        Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.expect("head");
     for chunk in body.chunks(64 * 1024) {
         stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.expect("chunk size");
