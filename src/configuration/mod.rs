@@ -123,7 +123,8 @@ pub struct HttpSettings {
     pub rate_limit_per_minute: u32,
     /// Requests a client may make at once before `rate_limit_per_minute` paces it.
     pub rate_limit_burst: u32,
-    /// Subscribe requests (form and JSON) per hour per client address; 0: no limit.
+    /// Subscribe requests (form and JSON) per hour per client address, after a burst of up to 5 at once
+    /// (fewer when this is below 5); 0: no limit.
     pub subscribe_per_hour: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
