@@ -146,3 +146,17 @@ both_backends! {
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM votes WHERE flagged = false").await, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscribe_limit_allows_the_documented_burst_of_five_then_refuses() {
+    let app = WebApp::start(TestDatabase::sqlite().await, 0, &[("TIDINGS_HTTP__SUBSCRIBE_PER_HOUR", "20")]).await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let email = format!("burst{i}@example.org");
+        let response = app.post_form("/subscribe", &[("email", &email), ("name", ""), ("website", "")]).await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // Pages are not limited by it.
+    assert_eq!(app.get("/subscribe").await.status(), 200);
+}

@@ -1,7 +1,7 @@
 //! `tidings serve` as a real process under attack and at the edges of its configuration: many slow connections
 //! under the usual open-file limit leave it answering and sending; SIGTERM with a stalled client ends it at the
-//! shutdown deadline with every queued open written; a port in use names the setting that changes it; and
-//! with only `http.bind` set, links point at that address.
+//! shutdown deadline with every queued open written and confirmation email sent; a port in use names the
+//! setting that changes it; and with only `http.bind` set, links point at that address.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -157,6 +157,9 @@ async fn sigterm_with_a_stalled_client_exits_at_the_shutdown_deadline_with_every
             assert_eq!(client.get(&local).send().await.expect("GET the pixel").status(), 200);
         }
     }
+    let form = [("email", "late@example.org"), ("name", "Late"), ("website", "")];
+    let subscribe = client.post(format!("http://127.0.0.1:{port}/subscribe")).header("User-Agent", "Mozilla/5.0");
+    assert_eq!(subscribe.form(&form).send().await.expect("POST /subscribe").status(), 200);
     let _stalled = stalled(port, "127.0.0.1").await.expect("a stalled client");
     signal(&daemon, "-TERM");
     let exit = wait_for_exit(&mut daemon);
@@ -170,6 +173,8 @@ async fn sigterm_with_a_stalled_client_exits_at_the_shutdown_deadline_with_every
     }
     .expect("count opens");
     assert_eq!((people, opens), (3, 6), "every open was written");
+    let confirmations = smtp.messages().iter().filter(|m| m.rcpt_to.iter().any(|to| to == "late@example.org")).count();
+    assert_eq!(confirmations, 1, "the queued confirmation email was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
