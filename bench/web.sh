@@ -8,7 +8,8 @@
 # so the database may hold a handful more.) Usage: bench/web.sh [SUBSCRIBERS] [SECONDS]
 #
 # The per-address rate limit is switched off (http.rate_limit_per_minute = 0): wrk sends every request from one
-# address, and the limit would answer the rating POSTs with 429 pages. The pixel is exempt from it anyway.
+# address, and the limit would answer the rating POSTs with 429 pages. The pixel is exempt from it anyway. For the
+# same reason the cap on connections per address is off (wrk's 64 connections all come from 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subscribers=${1:-2000}
@@ -25,7 +26,7 @@ export TIDINGS_DATABASE__URL="sqlite://$dir/bench.db" TIDINGS_LOG__LEVEL=warn
 export TIDINGS_TRANSPORT__KIND=outbox TIDINGS_OUTBOX__DIR="$dir/outbox"
 export TIDINGS_DELIVERY__PER_SECOND=0 TIDINGS_DELIVERY__BATCH_SIZE=1000
 export TIDINGS_HTTP__BIND=127.0.0.1:0 TIDINGS_HTTP__BASE_URL=https://news.example.com
-export TIDINGS_HTTP__RATE_LIMIT_PER_MINUTE=0
+export TIDINGS_HTTP__RATE_LIMIT_PER_MINUTE=0 TIDINGS_HTTP__MAX_CONNECTIONS_PER_ADDRESS=0
 TIDINGS_LINKS__SIGNING_KEYS="1:$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 export TIDINGS_LINKS__SIGNING_KEYS
 
@@ -87,7 +88,7 @@ echo "== rating: POST /r/TOKEN stars=4, $seconds s, 64 connections"
 PATHS="$dir/ratings.txt" METHOD=POST BODY="stars=4" wrk -t2 -c64 -d"${seconds}s" --latency -s "$dir/cycle.lua" "$base" | tee "$dir/rating.txt"
 
 sleep 1  # wrk stops with requests in flight; let the server answer them before counting
-served=$(route_count "/o/{file}")
+served=$(route_count "/o/{*file}")
 votes_served=$(route_count "/r/{token}")
 kill -TERM "$daemon"; wait "$daemon" || true; daemon=
 python3 - "$dir/bench.db" "$dir/pixel.txt" "$dir/rating.txt" "$served" "$votes_served" <<'EOF'

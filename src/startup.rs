@@ -21,7 +21,7 @@ use crate::bounces::{BounceListener, Intake, ListenerLimits, Pipeline};
 use crate::clock::Clock;
 use crate::configuration::{DkimAlgorithm, Settings, TlsMode, TransportKind};
 use crate::domain::{LinkBuilder, ReturnPathFor};
-use crate::http::{AppState, ConfirmationRequest, OpenWriter, Site, WebParts, WebSettings};
+use crate::http::{AppState, ConfirmationRequest, OpenWriter, ServerLimits, Site, WebParts, WebSettings};
 use crate::mailer::{self, BounceTrace, DkimSigner, Outgoing, Sender};
 use crate::render::{self, Branding, CompiledConfirm, ConfirmRecipient, Templates};
 use crate::store::{ListRow, RateLimits, Store};
@@ -33,7 +33,8 @@ const CONFIRMATION_QUEUE: usize = 256;
 /// A built application, not yet running.
 pub struct Application {
     listener: TcpListener,
-    port: u16,
+    address: SocketAddr,
+    limits: ServerLimits,
     state: AppState,
     delivery: DeliveryContext,
     opens: OpenWriter,
@@ -43,19 +44,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Checks the configuration (a missing or short link signing key stops it here), opens and migrates the
-    /// store, renders the confirmation email of each list, and binds the listener.
-    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+    /// Checks the configuration (a missing or short link signing key stops it here), binds the listener (when
+    /// `http.base_url` is empty, links then point at the bound address), opens and migrates the store, and
+    /// renders the confirmation email of each list.
+    pub async fn build(mut settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        settings.link_builder()?;
+        let limits = server_limits(&settings)?;
+        let listener = bind(&settings).await?;
+        let bound = listener.local_addr()?;
+        if settings.http.base_url.trim().is_empty() {
+            settings.http.base_url = crate::configuration::local_url(bound);
+        }
         let links = settings.link_builder()?;
         let context = AdminContext::open(settings, clock.clone()).await?;
         let settings = context.settings;
         let store = context.store;
         let delivery = delivery_context(&settings, store.clone(), clock.clone(), links.clone())?;
-        let address: SocketAddr = settings
-            .http
-            .bind
-            .parse()
-            .map_err(|_| anyhow!("http.bind `{}` is not an address like 127.0.0.1:8080", settings.http.bind))?;
 
         let lists = store.lists().await?;
         let (confirmation_queue, requests) = mpsc::channel(CONFIRMATION_QUEUE);
@@ -76,10 +80,16 @@ impl Application {
         };
         let reports = report_listener(&settings, &store, &delivery.clock).await?;
         let state = AppState::new(store, parts)?;
-
-        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-        let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, state, delivery, opens: open_writer, confirmations, reports })
+        Ok(Application {
+            listener,
+            address: bound,
+            limits,
+            state,
+            delivery,
+            opens: open_writer,
+            confirmations,
+            reports,
+        })
     }
 
     /// The port of the report listener, when it runs.
@@ -89,7 +99,12 @@ impl Application {
 
     /// The port the HTTP server listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.address.port()
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// Serves HTTP and runs the delivery engine until `shutdown` is cancelled; then finishes the SMTP
@@ -98,12 +113,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store = self.state.store.clone();
         let router = crate::http::router(self.state);
-        let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await
-        });
+        let server = tokio::spawn(crate::http::serve(self.listener, router, self.limits, shutdown.clone()));
         // The writers stop only after the server: until then a handler may still be queueing.
         let after_server = CancellationToken::new();
         let opens = tokio::spawn(self.opens.run(after_server.clone()));
@@ -124,7 +134,7 @@ impl Application {
             drop(intake);
             writer.await.context("the report writer stopped unexpectedly")?;
         }
-        served?.context("the HTTP server failed")?;
+        served?;
         store.close().await;
         Ok(())
     }
@@ -167,9 +177,59 @@ fn web_settings(settings: &Settings) -> WebSettings {
         rate_limit_burst: http.rate_limit_burst,
         subscribe_per_hour: http.subscribe_per_hour,
         max_body_bytes: http.max_body_bytes,
+        body_timeout: positive(http.body_timeout).unwrap_or(Duration::from_secs(30)),
         client_ip_header: http.client_ip_header.clone(),
         pending_expiry: settings.subscribe.pending_expiry,
     }
+}
+
+/// Binds `http.bind`; an address in use or not allowed is an error that names the setting to change.
+pub async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let bind = settings.http.bind.trim();
+    let address: SocketAddr =
+        bind.parse().map_err(|_| anyhow!("http.bind `{bind}` is not an address like 127.0.0.1:8080"))?;
+    TcpListener::bind(address).await.map_err(|e| {
+        anyhow!(
+            "cannot listen on {address} (http.bind): {e}; choose another address or port with http.bind in the \
+             config file or TIDINGS_HTTP__BIND, e.g. TIDINGS_HTTP__BIND=127.0.0.1:{}",
+            address.port().wrapping_add(1).max(1)
+        )
+    })
+}
+
+/// The server's deadlines and caps from `[http]`: the cap in all is derived from the open-file limit (see
+/// `http::connection_cap`), keeping room for the database pool, the SMTP connections and a few other files.
+fn server_limits(settings: &Settings) -> anyhow::Result<ServerLimits> {
+    let http = &settings.http;
+    let header_timeout =
+        positive(http.header_timeout).ok_or_else(|| anyhow!("http.header_timeout must be more than 0"))?;
+    positive(http.body_timeout).ok_or_else(|| anyhow!("http.body_timeout must be more than 0"))?;
+    let shutdown_timeout =
+        Duration::try_from(http.shutdown_timeout).map_err(|_| anyhow!("http.shutdown_timeout must not be negative"))?;
+    let reserved =
+        u64::from(settings.database.max_connections) + u64::from(settings.smtp.pool_size) + crate::http::RESERVED_FILES;
+    let open_files = crate::http::open_file_limit();
+    let max_connections = crate::http::connection_cap(http.max_connections, open_files, reserved);
+    if http.max_connections != 0 && max_connections < http.max_connections as usize {
+        tracing::warn!(
+            configured = http.max_connections,
+            max_connections,
+            open_files,
+            "http.max_connections lowered to leave the delivery engine its files"
+        );
+    }
+    Ok(ServerLimits {
+        header_timeout,
+        max_connections,
+        per_address: (http.max_connections_per_address > 0).then_some(http.max_connections_per_address as usize),
+        proxied_loopback: !http.client_ip_header.trim().is_empty(),
+        shutdown_timeout,
+    })
+}
+
+/// A duration above zero as a `std` one.
+fn positive(duration: jiff::SignedDuration) -> Option<Duration> {
+    Duration::try_from(duration).ok().filter(|d| !d.is_zero())
 }
 
 /// The double opt-in email of one list, rendered once, with the headers every copy shares.

@@ -336,7 +336,7 @@ pub async fn test_send(
                 LinkKeys::parse(&format!("1:{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
                     .map_err(|e| anyhow!("{e}"))?;
             writeln!(out, "no link signing key is set: the links in this test lead nowhere")?;
-            LinkBuilder::new(&settings.http.base_url, throwaway).map_err(|e| anyhow!("http.base_url: {e}"))?
+            LinkBuilder::new(&settings.base_url(), throwaway).map_err(|e| anyhow!("http.base_url: {e}"))?
         }
     };
     let urls = links.issue_links(list.id, subscriber_id, issue.id);

@@ -36,6 +36,8 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
             "links are signed with a demo key kept in {KEY_FILE} (set TIDINGS_LINKS__SIGNING_KEYS for real use)"
         )?;
     }
+    // A port in use stops the demo here, before it sends anything, with the setting that changes it.
+    drop(crate::startup::bind(&settings).await?);
     let context = AdminContext::open(settings.clone(), clock.clone()).await?;
     let list = context.list(None).await?;
 
@@ -91,10 +93,15 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
         outbox.display()
     )?;
 
-    let base = settings.http.base_url.trim_end_matches('/');
+    let base = settings.base_url();
+    let base = base.trim_end_matches('/');
     let links = settings.link_builder()?;
     let first = context.store.list_subscribers(Default::default(), None, 1).await?;
-    writeln!(out, "\nTidings serves http://127.0.0.1:{port} (links in the mail use {base}). Try:")?;
+    let served_at = match settings.http.bind.trim().parse::<std::net::SocketAddr>() {
+        Ok(bind) => crate::configuration::local_url(std::net::SocketAddr::new(bind.ip(), port)),
+        Err(_) => format!("http://127.0.0.1:{port}"),
+    };
+    writeln!(out, "\nTidings serves {served_at} (links in the mail use {base}). Try:")?;
     if let Some(subscriber) = first.first() {
         let urls = links.issue_links(list.id, subscriber.id, issue.id);
         writeln!(out, "  the issue as {} sees it:   {}", subscriber.email, urls.view)?;

@@ -212,7 +212,7 @@ fn preview_parts(
             let throwaway =
                 LinkKeys::parse(&format!("1:{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
                     .map_err(|e| anyhow!("{e}"))?;
-            LinkBuilder::new(&settings.http.base_url, throwaway).map_err(|e| anyhow!("http.base_url: {e}"))?
+            LinkBuilder::new(&settings.base_url(), throwaway).map_err(|e| anyhow!("http.base_url: {e}"))?
         }
     };
     let urls = links.issue_links(list.id, 0, issue.id);

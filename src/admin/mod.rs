@@ -96,8 +96,8 @@ pub async fn run_with_clock(
             let application = crate::startup::Application::build(settings, clock).await?;
             writeln!(
                 out,
-                "tidings serves http://127.0.0.1:{} and sends due issues; Ctrl-C or SIGTERM stops it",
-                application.port()
+                "tidings serves {} and sends due issues; Ctrl-C or SIGTERM stops it",
+                crate::configuration::local_url(application.address())
             )?;
             let shutdown = tokio_util::sync::CancellationToken::new();
             let trigger = shutdown.clone();

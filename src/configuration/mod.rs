@@ -117,19 +117,31 @@ pub struct DeliverySettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub bind: String,
+    /// Empty: derived from `bind` by [`Settings::base_url`].
     pub base_url: String,
     /// Requests per minute per client address to the pages behind email links, the archive and the forms;
     /// 0: no limit. The open pixel, `/healthz` and `/metrics` are exempt.
     pub rate_limit_per_minute: u32,
     /// Requests a client may make at once before `rate_limit_per_minute` paces it.
     pub rate_limit_burst: u32,
-    /// Subscribe requests (form and JSON) per hour per client address; 0: no limit.
+    /// Subscribe requests (form and JSON) per hour per client address, after a burst of up to 5 at once
+    /// (fewer when this is below 5); 0: no limit.
     pub subscribe_per_hour: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// A header in which a reverse proxy on the same machine passes the client's address (its last entry is
     /// used, and only on connections from a loopback address); empty: the connection's own address.
     pub client_ip_header: String,
+    /// How long a connection may take to send a request head, from opening or from its previous response.
+    pub header_timeout: SignedDuration,
+    /// How long a request's body may take to arrive whole.
+    pub body_timeout: SignedDuration,
+    /// Open connections at most; 0: derived from the open-file limit (see `http::server`).
+    pub max_connections: u32,
+    /// Open connections per client address at most; 0: no per-address cap.
+    pub max_connections_per_address: u32,
+    /// How long requests in progress may go on after a shutdown signal before their connections are dropped.
+    pub shutdown_timeout: SignedDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,12 +302,39 @@ impl Settings {
         LinkKeys::parse(spec.expose_secret()).map_err(|e| ConfigError::new(format!("links.signing_keys: {e}")))
     }
 
-    /// Builds the links of every email from `http.base_url` and the link signing keys.
+    /// Builds the links of every email from [`Settings::base_url`] and the link signing keys.
     pub fn link_builder(&self) -> Result<LinkBuilder, ConfigError> {
-        LinkBuilder::new(&self.http.base_url, self.link_keys()?)
+        LinkBuilder::new(&self.base_url(), self.link_keys()?)
             .map_err(|e| ConfigError::new(format!("http.base_url: {e}")))
     }
 
+    /// The public base URL of links: `http.base_url`, or when it is empty `http://HOST:PORT` of `http.bind` (a
+    /// wildcard address becomes the loopback address of its family). A `bind` that is not an address is left
+    /// for `serve` to report; links then use it as it is.
+    pub fn base_url(&self) -> String {
+        let configured = self.http.base_url.trim();
+        if !configured.is_empty() {
+            return configured.to_owned();
+        }
+        match self.http.bind.trim().parse::<std::net::SocketAddr>() {
+            Ok(address) => local_url(address),
+            Err(_) => format!("http://{}", self.http.bind.trim()),
+        }
+    }
+}
+
+/// `http://HOST:PORT` for a listening address, with a wildcard address replaced by loopback.
+pub fn local_url(address: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, address.port()))
+}
+
+impl Settings {
     /// The DKIM private key (PEM) from the environment or its 0600 file; `None` when neither is set.
     pub fn dkim_private_key(&self) -> Result<Option<SecretString>, ConfigError> {
         secret::resolve("dkim.private_key", self.dkim.private_key.as_ref(), &self.dkim.key_file)

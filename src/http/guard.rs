@@ -10,8 +10,8 @@ use std::num::NonZeroU32;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, RETRY_AFTER, USER_AGENT, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, REFERRER_POLICY, RETRY_AFTER, USER_AGENT,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -28,8 +28,9 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'
 /// How many client addresses the limiters remember before forgetting the idle ones.
 const TIDY_ABOVE: usize = 10_000;
 
-/// User agents of link scanners, preview bots and scripts (lowercase substrings). People do not vote with
-/// curl; a headless browser is a sandbox detonating links. Browser tests therefore set a phone's user agent.
+/// User agents of link scanners, preview bots, command-line clients and HTTP libraries (lowercase substrings).
+/// People do not vote with curl or a script; a headless browser is a sandbox detonating links. Browser tests
+/// therefore set a phone's user agent. No entry may match a browser's user agent (a test checks common ones).
 const SCANNER_AGENTS: &[&str] = &[
     "bingpreview",
     "safelinks",
@@ -48,18 +49,46 @@ const SCANNER_AGENTS: &[&str] = &[
     "ironport",
     "headless",
     "phantomjs",
+    // Command-line HTTP clients and HTTP libraries: as automated as scanners.
+    "curl/",
+    "libcurl",
+    "wget/",
+    "httpie/",
+    "xh/",
     "python-requests",
     "python-urllib",
+    "python-httpx",
+    "python/",
     "aiohttp",
+    "httplib2",
+    "scrapy",
     "go-http-client",
-    "curl/",
-    "wget/",
+    "go-resty",
     "libwww-perl",
+    "lwp::",
     "java/",
+    "java-http-client",
     "okhttp",
     "apache-httpclient",
+    "jakarta commons-httpclient",
     "node-fetch",
     "axios/",
+    "undici",
+    "got (",
+    "deno/",
+    "bun/",
+    "ruby",
+    "faraday",
+    "rest-client",
+    "guzzlehttp",
+    "php/",
+    "reqwest",
+    "hyper/",
+    "powershell",
+    "winhttp",
+    "postmanruntime",
+    "insomnia",
+    "dart:io",
     "googlebot",
     "bingbot",
     "applebot",
@@ -158,7 +187,7 @@ impl Limits {
 }
 
 /// The limited key of an address: IPv6 clients usually hold a whole /64, so they count as one.
-fn limiter_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn limiter_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -203,7 +232,7 @@ pub(crate) async fn finish(State(state): State<AppState>, request: Request, next
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Rendered>().is_none() {
         let mut page = if api { super::subscribe::api_error(status) } else { state.web.pages.status_page(status) };
-        for name in [ALLOW, RETRY_AFTER] {
+        for name in [ALLOW, RETRY_AFTER, CONNECTION] {
             if let Some(value) = response.headers().get(&name) {
                 page.headers_mut().insert(name, value.clone());
             }
@@ -238,9 +267,33 @@ mod tests {
         assert_eq!(automated(&Method::POST, &prefetch), Some("prefetch request"));
         assert_eq!(automated(&Method::GET, &headers(&[("x-moz", "prefetch")])), Some("prefetch request"));
         assert_eq!(automated(&Method::POST, &headers(&[])), Some("no user agent"));
-        for agent in ["curl/8.5.0", "python-requests/2.31", "Mozilla/5.0 (compatible; BingPreview/1.0b)"] {
+        for agent in
+            ["curl/8.5.0", "python-requests/2.31", "Mozilla/5.0 (compatible; BingPreview/1.0b)", "HTTPie/3.2.2"]
+        {
             let headers: HeaderMap = [(USER_AGENT, HeaderValue::from_str(agent).unwrap())].into_iter().collect();
             assert_eq!(automated(&Method::POST, &headers), Some("scanner user agent"), "{agent}");
+        }
+    }
+
+    #[test]
+    fn no_browser_looks_automated() {
+        let browsers = [
+            PHONE,
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 \
+             Safari/605.1.15",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+             Version/17.5 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 \
+             Safari/537.36 Edg/126.0.0.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 \
+             OPR/111.0.0.0",
+            "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 \
+             Chrome/121.0.0.0 Mobile Safari/537.36",
+        ];
+        for agent in browsers {
+            let headers: HeaderMap = [(USER_AGENT, HeaderValue::from_str(agent).unwrap())].into_iter().collect();
+            assert_eq!(automated(&Method::POST, &headers), None, "{agent}");
         }
     }
 

@@ -2,7 +2,8 @@
 //! view online, confirm), the open pixel and click redirects, the archive, the subscribe form and its JSON
 //! twin, and the operations endpoints (`/healthz`, `/metrics`).
 //!
-//! Files: `guard.rs` (rate limits, body limits, security headers, error pages, automated-request detection),
+//! Files: `server.rs` (connections: deadlines, caps, shutdown), `body.rs` (bodies read whole within a deadline
+//! and a limit), `guard.rs` (rate limits, security headers, error pages, automated-request detection),
 //! `metrics.rs`, `pages.rs` (server-rendered pages from `pages/*.html`), and one file per feature. Sending the
 //! confirmation email and writing opens in batches run beside the server: `startup` drives them.
 //!
@@ -11,12 +12,14 @@
 //! fails (forged, altered, truncated, another purpose, an unknown or erased subscriber) gets the same 404 page.
 //! Architecture Invariant: no handler logs an email address, a name or a token, and only `clock` reads the time.
 
+mod body;
 mod guard;
 mod metrics;
 mod open;
 mod pages;
 mod rate;
 mod recorder;
+mod server;
 mod subscribe;
 mod unsubscribe;
 mod view;
@@ -33,7 +36,6 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use jiff::SignedDuration;
 use tokio::sync::mpsc;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::clock::Clock;
 use crate::domain::{
@@ -43,6 +45,7 @@ use crate::store::{ListRow, Store};
 
 pub use open::{CLICK_PATH, click_url};
 pub use recorder::{OpenRecorder, OpenWriter, open_recorder};
+pub use server::{RESERVED_FILES, ServerLimits, connection_cap, open_file_limit, serve};
 
 /// The `[http]`, `[tracking]` and `[subscribe]` settings the web needs, checked by `startup`.
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ pub struct WebSettings {
     pub subscribe_per_hour: u32,
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive whole.
+    pub body_timeout: std::time::Duration,
     /// The header a local reverse proxy passes the client's address in; empty: none.
     pub client_ip_header: String,
     /// How long a confirmation link stays valid.
@@ -168,7 +173,7 @@ impl AppState {
 }
 
 /// Every route, with the layers every request passes (outermost first): metrics, security headers and error
-/// pages, the per-address rate limit, and the body size limit.
+/// pages, the body read whole (within its deadline and limit), and the per-address rate limit.
 pub fn router(state: AppState) -> Router {
     let limit = state.web.settings.max_body_bytes;
     Router::new()
@@ -177,7 +182,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{UNSUBSCRIBE_PATH}{{token}}"), get(unsubscribe::show).post(unsubscribe::unsubscribe))
         .route(&format!("{UNSUBSCRIBE_PATH}{{token}}/resubscribe"), post(unsubscribe::resubscribe))
         .route(&format!("{RATE_PATH}{{token}}"), get(rate::show).post(rate::vote))
-        .route(&format!("{OPEN_PATH}{{file}}"), get(open::pixel))
+        .route(&format!("{OPEN_PATH}{{*file}}"), get(open::pixel))
+        .route(OPEN_PATH, get(open::pixel))
         .route(&format!("{CLICK_PATH}{{token}}/{{position}}"), get(open::click))
         .route(&format!("{VIEW_PATH}{{token}}"), get(view::personal))
         .route("/issues/{number}", get(view::public))
@@ -189,8 +195,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{CONFIRM_PATH}{{token}}"), get(subscribe::show_confirm).post(subscribe::confirm))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestBodyLimitLayer::new(limit))
         .layer(from_fn_with_state(state.clone(), guard::limit))
+        .layer(from_fn_with_state(state.clone(), body::read_whole))
         .layer(from_fn_with_state(state.clone(), guard::finish))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)

@@ -1,7 +1,8 @@
 //! Tracking: the open pixel (`/o/TOKEN.gif`) and click redirects (`/l/TOKEN/N`).
 //!
-//! The pixel always answers with a 1x1 GIF that no cache keeps, whatever the token, so a broken image never
-//! shows; a valid token's open goes to the batching [`super::OpenRecorder`] (when `tracking.opens` is on) and
+//! The pixel always answers with a 1x1 GIF that no cache keeps, whatever follows `/o/` (a forged token, bytes
+//! that are not UTF-8 such as `%FF`, more slashes, nothing at all), so a broken image never shows. The token is
+//! read from the raw path, never percent-decoded (a token has no byte that needs it); a valid token's open goes to the batching [`super::OpenRecorder`] (when `tracking.opens` is on) and
 //! the response does not wait for the database. Opens are unverified: mail clients and their proxies prefetch
 //! images.
 //!
@@ -11,13 +12,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, EXPIRES, LOCATION, PRAGMA};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::guard::{Rendered, automated};
 use crate::clock::to_millis;
-use crate::domain::{LinkBuilder, LinkClaims, Purpose};
+use crate::domain::{LinkBuilder, LinkClaims, OPEN_PATH, Purpose};
 use crate::store::OpenEvent;
 
 /// Tracked links: `/l/TOKEN/N` redirects to link N of the token's issue.
@@ -36,9 +37,10 @@ pub fn click_url(links: &LinkBuilder, list_id: i64, subscriber_id: i64, issue_id
     format!("{}{CLICK_PATH}{}/{position}", links.base(), links.keys().sign(&claims))
 }
 
-/// `GET /o/TOKEN.gif`: the pixel, always; records an open for a valid token.
-pub(crate) async fn pixel(State(state): State<AppState>, Path(file): Path<String>, method: Method) -> Response {
+/// `GET /o/TOKEN.gif` (and anything else under `/o/`): the pixel, always; records an open for a valid token.
+pub(crate) async fn pixel(State(state): State<AppState>, uri: Uri, method: Method) -> Response {
     if state.web.settings.track_opens && method == Method::GET {
+        let file = uri.path().strip_prefix(OPEN_PATH).unwrap_or_default();
         let claims = file.strip_suffix(".gif").and_then(|token| state.verify(token, Purpose::Open));
         if let Some(LinkClaims { subscriber_id, issue_id: Some(issue_id), .. }) = claims {
             let at = to_millis(state.web.clock.now());

@@ -150,6 +150,7 @@ fn status_message(status: StatusCode) -> Message {
     let (title, line) = match status.as_u16() {
         404 => ("Page not found", "This link is not valid. If you copied it from an email, check that it is complete."),
         405 => ("Not possible here", "This page cannot be used that way."),
+        408 => ("That took too long", "The request did not arrive in time. Please try again."),
         413 => ("Too much data", "That request was larger than this site accepts."),
         415 | 422 | 400 => ("That did not work", "The form could not be read. Please go back and try again."),
         429 => ("Slow down, please", "Too many requests came from your address. Please wait a minute and try again."),

@@ -3,9 +3,10 @@
 //!
 //! A vote that looks automated is kept but flagged, and left out of every tally: a POST from a known scanner
 //! or script (see `guard::automated`), a prefetch, or one sent less than [`MIN_DELAY`] after the message was
-//! delivered (no person reads, taps and submits that fast). HEAD and prefetch requests of the rating page leave
-//! a flagged vote too, as evidence of the scanner. A plain GET records nothing: it may be a person about to
-//! submit, or a scanner, and we cannot tell.
+//! delivered (no person reads, taps and submits that fast). A prefetch of the rating page leaves a flagged
+//! vote as evidence of the scanner, once per link: the same link prefetched again writes nothing. A HEAD or a
+//! plain GET records nothing: a HEAD is a scanner's (a scanner fetching 20 links of 1,000 messages would
+//! otherwise write 20,000 rows), and a GET may be a person about to submit, or a scanner, and we cannot tell.
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
@@ -64,16 +65,10 @@ pub(crate) async fn show(
     let Some(stars) = query.ok().and_then(|Query(field)| field.stars).as_deref().and_then(Stars::parse) else {
         return bad_stars(&state, &token, claims.list_id);
     };
-    if method == Method::HEAD || prefetch(&headers) {
-        let reason = automated(&method, &headers).unwrap_or("prefetch request");
-        let vote = NewVote {
-            list_id: claims.list_id,
-            issue_id,
-            subscriber_id: claims.subscriber_id,
-            stars,
-            flag: Some(reason),
-        };
-        if let Err(e) = state.store.record_vote(&vote, state.web.clock.now()).await {
+    if method != Method::HEAD && prefetch(&headers) {
+        let flag = Some("prefetch request");
+        let vote = NewVote { list_id: claims.list_id, issue_id, subscriber_id: claims.subscriber_id, stars, flag };
+        if let Err(e) = state.store.record_flagged_once(&vote, state.web.clock.now()).await {
             return super::internal_error(&state, "rating: cannot record a flagged vote", &e);
         }
     }

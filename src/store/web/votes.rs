@@ -105,6 +105,45 @@ impl Store {
         .context("cannot record the vote")
     }
 
+    /// Records a flagged vote (and its `rating` event) only when the subscriber has no flagged vote for the issue
+    /// yet: evidence of a prefetching scanner, kept once per link however often it comes back. Returns whether
+    /// it was recorded.
+    pub async fn record_flagged_once(&self, vote: &NewVote<'_>, now: Timestamp) -> anyhow::Result<bool> {
+        let insert = "INSERT INTO votes (issue_id, subscriber_id, stars, flagged, flag_reason, created_at, updated_at) \
+                      VALUES ($1, $2, $3, true, $4, $5, $5) ON CONFLICT (issue_id, subscriber_id, flagged) DO NOTHING";
+        let event = "INSERT INTO events (kind, list_id, issue_id, subscriber_id, flagged, detail, created_at) \
+                     VALUES ('rating', $1, $2, $3, true, $4, $5)";
+        let stars = i64::from(vote.stars.get());
+        let reason = vote.flag.unwrap_or("automated");
+        let detail = format!("{stars} stars; flagged: {reason}");
+        let now = to_millis(now);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
+            let inserted = sqlx::query(insert)
+                .bind(vote.issue_id)
+                .bind(vote.subscriber_id)
+                .bind(stars)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted > 0 {
+                sqlx::query(event)
+                    .bind(vote.list_id)
+                    .bind(vote.issue_id)
+                    .bind(vote.subscriber_id)
+                    .bind(&detail)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(inserted > 0)
+        })
+        .context("cannot record a flagged vote")
+    }
+
     /// The genuine (unflagged) votes of an issue.
     pub async fn tally(&self, issue_id: i64) -> anyhow::Result<Tally> {
         let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(stars), 0) AS BIGINT) FROM votes \

@@ -117,7 +117,7 @@ both_backends! {
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM votes WHERE flagged = false").await, 0);
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM events WHERE kind IN ('unsubscribe', 'resubscribe', 'confirm')").await, 0);
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM subscriptions WHERE confirm_ip IS NOT NULL").await, 0);
-        // HEAD and prefetch requests of rating links are kept as flagged evidence, never as votes.
+        // Prefetches of rating links are kept as flagged evidence (HEADs write nothing), never as votes.
         let flagged = app.query_i64("SELECT COUNT(*) FROM votes WHERE flagged = true").await;
         assert_eq!(app.query_i64("SELECT COUNT(*) FROM votes").await, flagged);
         let (subscriptions, _) = before.split_once(" votes=").expect("snapshot");

@@ -6,8 +6,11 @@
 //! test server, as a reverse proxy would.
 
 mod browser;
+mod connections;
+mod edges;
 mod links;
 mod operations;
+mod process;
 mod subscribe;
 mod votes;
 
@@ -95,6 +98,8 @@ impl WebApp {
             // Tests send bursts from one address; the rate-limit test sets its own limits.
             ("TIDINGS_HTTP__RATE_LIMIT_PER_MINUTE", "0"),
             ("TIDINGS_HTTP__SUBSCRIBE_PER_HOUR", "0"),
+            // Some tests open a hundred connections at once; the cap test sets its own.
+            ("TIDINGS_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "0"),
         ];
         env.extend_from_slice(extra);
         let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -28,7 +28,7 @@ both_backends! {
             "tidings_flagged_votes_total 0",
             "# TYPE tidings_opens_total counter",
             "tidings_http_requests_total{route=\"/r/{token}\",status=\"200\"} 1",
-            "tidings_http_requests_total{route=\"/o/{file}\",status=\"200\"} 1",
+            "tidings_http_requests_total{route=\"/o/{*file}\",status=\"200\"} 1",
             "tidings_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
             "# TYPE tidings_http_request_duration_seconds histogram",
             "tidings_http_request_duration_seconds_bucket{route=\"/r/{token}\",le=\"+Inf\"} 1",
