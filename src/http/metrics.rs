@@ -98,6 +98,10 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         Ok(missed) => missed,
         Err(e) => return super::internal_error(&state, "metrics: cannot count the missed slots", &e),
     };
+    let reports = match state.store.report_counts().await {
+        Ok(reports) => reports,
+        Err(e) => return super::internal_error(&state, "metrics: cannot count the reports", &e),
+    };
     let dropped = i64::try_from(state.web.opens.dropped()).unwrap_or(i64::MAX);
     let totals = [
         ("tidings_messages_sent_total", "counter", "Messages accepted by the relay.", counts.sent),
@@ -113,6 +117,14 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let mut out = String::with_capacity(4096);
     for (name, kind, help, value) in totals {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+    }
+    out.push_str(
+        "# HELP tidings_reports_total Reports that came back after sending (bounces, complaints, auto-replies, ...), \
+         by kind.\n# TYPE tidings_reports_total counter\n",
+    );
+    for kind in crate::reports::BounceKind::ALL.map(|kind| kind.as_str()) {
+        let count = reports.iter().find(|(k, _)| k == kind).map_or(0, |(_, count)| *count);
+        let _ = writeln!(out, "tidings_reports_total{{kind=\"{kind}\"}} {count}");
     }
     state.web.metrics.write(&mut out);
     (StatusCode::OK, Rendered, [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
