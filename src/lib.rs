@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod mailer;
 pub mod render;
+pub mod reports;
 pub mod startup;
 pub mod stats;
 pub mod store;
