@@ -515,6 +515,32 @@ dsn("malformed-huge-header.eml", "Undelivered Mail Returned to Sender", PF_HUMAN
     expect=expect("dsn", ["hard"], ["5.1.1"], ["uri@example.com"], ["t1.d183.Huge"]))
 
 
+# ---- Real Postfix DSNs ----
+# Not written here: produced once by Debian's Postfix 3.7.11 (its own config directory, no network listener,
+# `sendmail -C dir -N ... -R full|hdrs`), bouncing to a virtual mailbox: unknown virtual users give 5.1.1, and
+# a transport map sends `gone.example` to `error:5.1.2 Host or domain name not found...`, `full.example` to
+# `error:5.2.2 Mailbox full...`, `blocked.example` to `error:5.7.1 ...spam...` and `slow.example` to
+# `retry:4.4.1 Connection timed out` with `maximal_queue_lifetime = 0` (so it fails at once, as after retries).
+REAL = [
+    ("postfix-real-user-unknown.eml",
+     expect("dsn", ["hard"], ["5.1.1"], ["alice@example.com"], ["t1.real01.Sig"])),
+    ("postfix-real-several-recipients.eml",
+     expect("dsn", ["hard", "hard", "soft", "policy"], ["5.1.2", "5.1.1", "5.2.2", "5.7.1"],
+            ["dave@gone.example", "bob@example.com", "carol@full.example", "erin@blocked.example"],
+            ["t1.real02.Sig"])),
+    ("postfix-real-4xx-expired.eml",
+     expect("dsn", ["soft"], ["4.4.1"], ["frank@slow.example"], ["t1.real03.Sig"])),
+    ("postfix-real-delivered.eml",
+     expect("dsn", ["delivered"], ["2.0.0"], ["keep@example.com"], ["t1.real04.Sig"])),
+    ("postfix-real-headers-only.eml",
+     expect("dsn", ["hard", "soft"], ["5.1.1", "5.2.2"], ["gina@example.com", "hank@full.example"],
+            ["t1.real05.Sig"])),
+]
+for name, e in REAL:
+    assert os.path.exists(os.path.join(HERE, name)), name
+    entries.append((name, e))
+
+
 def toml_str(v):
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
