@@ -16,17 +16,16 @@ mod classify;
 mod fields;
 mod original;
 mod plain;
+mod read;
 mod recognise;
 mod status;
 
 use std::fmt;
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
-
 pub use address::scrub_addresses;
+pub use read::read_report;
 
-use classify::Evidence;
-use recognise::Recognised;
+use read::{content_type, part_text};
 
 /// How long a diagnostic text may be, in characters; longer ones are cut.
 pub const DIAGNOSTIC_MAX_CHARS: usize = 500;
@@ -206,6 +205,9 @@ pub enum ReportError {
          Received is among its header fields"
     )]
     NoMessageHeaders,
+    /// Reading failed inside; kept as an error rather than a crash (tests assert it never happens).
+    #[error("the message could not be read: its structure is broken beyond repair")]
+    Unreadable,
 }
 
 // Debug never shows an address or a diagnostic text (which quotes addresses): only the shape.
@@ -230,206 +232,5 @@ impl fmt::Debug for RecipientOutcome {
             .field("status", &self.status)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
-    }
-}
-
-/// Reads one raw message. `Err` only when the bytes are not a message at all; anything that is a message gives a
-/// `Report`, `Unrecognised` when nothing in it is understood. Never panics.
-pub fn read_report(raw: &[u8]) -> Result<Report, ReportError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ReportError::Empty);
-    }
-    let message = MessageParser::new().parse(raw).ok_or(ReportError::NoHeaders)?;
-    let root = message.parts.first().ok_or(ReportError::NoHeaders)?;
-    if !root.headers.iter().any(|header| is_message_header(header.name())) {
-        return Err(ReportError::NoMessageHeaders);
-    }
-    let subject = message.subject().unwrap_or_default().trim().to_owned();
-    let mut original = original::collect(&message);
-    let reading = match recognise::recognise(&message, &subject) {
-        Recognised::Dsn { blocks } => dsn(&message, &blocks),
-        Recognised::Feedback { fields } => feedback(&fields, &mut original),
-        Recognised::AutoReply { signal } => auto_reply(&message, signal, &mut original),
-        Recognised::PlainBounce { delayed } => Reading::new(ReportForm::PlainBounce, plain(&message, delayed)),
-        Recognised::Unrecognised => Reading::new(ReportForm::Unrecognised, Vec::new()),
-    };
-    Ok(Report {
-        form: reading.form,
-        recipients: reading.recipients,
-        feedback_type: reading.feedback_type,
-        trace_refs: original.trace_refs,
-        original_message_ids: original.message_ids,
-        original_recipients: original.recipients,
-        original_envelope_id: reading.envelope_id,
-        subject,
-    })
-}
-
-/// The header fields that any real message has at least one of.
-fn is_message_header(name: &str) -> bool {
-    ["From", "To", "Subject", "Date", "Message-ID", "Content-Type", "Received", "Return-Path", "MIME-Version"]
-        .iter()
-        .any(|known| name.eq_ignore_ascii_case(known))
-}
-
-/// What the recognised form says, before the embedded original is added.
-struct Reading {
-    form: ReportForm,
-    recipients: Vec<RecipientOutcome>,
-    feedback_type: Option<String>,
-    envelope_id: Option<String>,
-}
-
-impl Reading {
-    fn new(form: ReportForm, recipients: Vec<RecipientOutcome>) -> Self {
-        Reading { form, recipients, feedback_type: None, envelope_id: None }
-    }
-}
-
-/// An ARF report (or Microsoft's attached-original complaint): one outcome for the person who complained.
-fn feedback(fields: &[fields::Field], original: &mut original::Original) -> Reading {
-    let feedback_type = fields
-        .iter()
-        .find(|f| f.is("Feedback-Type"))
-        .map(|f| f.value.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "abuse".to_owned());
-    let named: Vec<String> = fields
-        .iter()
-        .filter(|f| f.is("Original-Rcpt-To") || f.is("Removal-Recipient"))
-        .flat_map(|f| address::find(&f.value).map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    for recipient in named.iter().rev() {
-        original.recipients.retain(|r| r != recipient);
-        original.recipients.insert(0, recipient.clone());
-    }
-    let recipient = named.first().cloned().or_else(|| original::complainant(original));
-    let evidence = Evidence::new(ReportForm::Feedback).with_feedback(&feedback_type);
-    let outcome = classified(recipient, None, None, None, &evidence, None);
-    Reading { feedback_type: Some(feedback_type), ..Reading::new(ReportForm::Feedback, vec![outcome]) }
-}
-
-/// An auto-reply: one outcome for its sender; its In-Reply-To names our message (RFC 3834).
-fn auto_reply(message: &Message<'_>, signal: String, original: &mut original::Original) -> Reading {
-    let in_reply_to = message.in_reply_to();
-    let ids =
-        in_reply_to.as_text().into_iter().chain(in_reply_to.as_text_list().into_iter().flatten().map(|id| id.as_ref()));
-    for id in ids {
-        original::push_unique(&mut original.message_ids, original::bracketed(id));
-    }
-    let sender = message.from().and_then(|from| from.first()).and_then(|a| a.address()).map(str::to_owned);
-    let outcome = classified(sender, None, None, None, &Evidence::new(ReportForm::AutoReply), Some(signal));
-    Reading::new(ReportForm::AutoReply, vec![outcome])
-}
-
-/// The outcomes of a DSN's per-recipient blocks; a DSN without any falls back to reading its text.
-fn dsn(message: &Message<'_>, blocks: &[Vec<fields::Field>]) -> Reading {
-    let is_recipient = |block: &[fields::Field]| {
-        block.iter().any(|f| f.is("Final-Recipient") || f.is("Original-Recipient") || f.is("Action"))
-    };
-    let envelope_id = blocks
-        .iter()
-        .flatten()
-        .find(|f| f.is("Original-Envelope-Id"))
-        .map(|f| f.value.trim().to_owned())
-        .filter(|id| !id.is_empty());
-    let outcomes: Vec<RecipientOutcome> = blocks
-        .iter()
-        .filter(|block| is_recipient(block))
-        .map(|block| {
-            let value = |name: &str| block.iter().find(|f| f.is(name)).map(|f| f.value.as_str());
-            let recipient = value("Final-Recipient")
-                .and_then(fields::typed_address)
-                .or_else(|| value("Original-Recipient").and_then(fields::typed_address));
-            let action = value("Action").and_then(DsnAction::parse);
-            let diagnostic = value("Diagnostic-Code").map(|v| fields::typed(v).1.to_owned());
-            let stated = value("Status");
-            let found = status::settle(stated, diagnostic.as_deref().unwrap_or(""), action);
-            let evidence = Evidence::new(ReportForm::Dsn).with_action(action).with_status(found.status.as_deref());
-            let text = diagnostic.as_deref().unwrap_or("").to_lowercase();
-            classified(recipient, action, found.status.clone(), diagnostic, &evidence.with_text(&text), found.note)
-        })
-        .collect();
-    let reading = if outcomes.is_empty() {
-        Reading::new(ReportForm::PlainBounce, plain(message, false))
-    } else {
-        Reading::new(ReportForm::Dsn, outcomes)
-    };
-    Reading { envelope_id, ..reading }
-}
-
-fn plain(message: &Message<'_>, delayed: bool) -> Vec<RecipientOutcome> {
-    let text = recognise::body_text(message);
-    let own: Vec<String> = message
-        .from()
-        .into_iter()
-        .chain(message.to())
-        .flat_map(|list| list.iter())
-        .filter_map(|a| a.address().map(str::to_owned))
-        .collect();
-    let action = Some(if delayed { DsnAction::Delayed } else { DsnAction::Failed });
-    plain::read(&text, &own)
-        .into_iter()
-        .map(|block| {
-            let found = status::settle(None, &block.text, action);
-            let lowered = block.context.to_lowercase();
-            let evidence = Evidence::new(ReportForm::PlainBounce)
-                .with_action(action)
-                .with_status(found.status.as_deref())
-                .with_text(&lowered);
-            let diagnostic = Some(block.text).filter(|t| !t.is_empty());
-            classified(block.recipient, action, found.status.clone(), diagnostic, &evidence, found.note)
-        })
-        .collect()
-}
-
-fn classified(
-    recipient: Option<String>,
-    action: Option<DsnAction>,
-    status: Option<String>,
-    diagnostic: Option<String>,
-    evidence: &Evidence<'_>,
-    note: Option<String>,
-) -> RecipientOutcome {
-    let (kind, rule) = classify::classify(evidence);
-    let reason = match note {
-        Some(note) => format!("{rule} ({note})"),
-        None => rule.to_owned(),
-    };
-    RecipientOutcome { recipient, action, status, diagnostic: diagnostic.map(|d| cap(&d)), kind, reason }
-}
-
-/// Collapses whitespace and cuts the text to [`DIAGNOSTIC_MAX_CHARS`] characters.
-fn cap(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(DIAGNOSTIC_MAX_CHARS * 4));
-    for (count, word) in text.split_whitespace().enumerate() {
-        if count > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.chars().count() >= DIAGNOSTIC_MAX_CHARS {
-            break;
-        }
-    }
-    match out.char_indices().nth(DIAGNOSTIC_MAX_CHARS) {
-        Some((end, _)) => out[..end].to_owned(),
-        None => out,
-    }
-}
-
-/// The decoded text of a part, if it is text, or its bytes read as UTF-8 (lossy) otherwise.
-fn part_text<'a>(body: &'a PartType<'a>) -> Option<std::borrow::Cow<'a, str>> {
-    match body {
-        PartType::Text(text) | PartType::Html(text) => Some(std::borrow::Cow::Borrowed(text.as_ref())),
-        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => Some(String::from_utf8_lossy(bytes)),
-        PartType::Message(_) | PartType::Multipart(_) => None,
-    }
-}
-
-/// The lowercased `type/subtype` of a part, `text/plain` when it has none.
-fn content_type(part: &mail_parser::MessagePart<'_>) -> (String, String) {
-    match part.content_type() {
-        Some(ct) => (ct.ctype().to_ascii_lowercase(), ct.subtype().unwrap_or_default().to_ascii_lowercase()),
-        None => ("text".to_owned(), "plain".to_owned()),
     }
 }

@@ -13,6 +13,7 @@ mod issues;
 mod mailer;
 mod migrations;
 mod render;
+mod reports;
 mod smtp_server;
 mod stats;
 mod subscribers;

@@ -87,8 +87,8 @@ fn every_example_is_decided_by_its_row_with_its_kind() {
 #[test]
 fn every_row_of_the_table_is_exercised_by_an_example() {
     let decided: Vec<usize> = examples().iter().map(|(evidence, _, _)| decide(evidence)).collect();
-    for row in 0..RULES.len() {
-        assert!(decided.contains(&row), "row {} ({}) has no example", row + 1, RULES[row].reason);
+    for (row, rule) in RULES.iter().enumerate() {
+        assert!(decided.contains(&row), "row {} ({}) has no example", row + 1, rule.reason);
     }
     assert_eq!(RULES.len(), 23, "the table comment at the top of classify.rs lists 23 rows");
 }
