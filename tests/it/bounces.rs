@@ -197,6 +197,20 @@ both_backends! {
         assert_eq!(app.status_of(&address(2)).await, "active");
         let matched = app.query_text("SELECT matched_by FROM bounce_reports").await;
         assert_eq!(matched.as_deref(), Some("trace-header"));
+
+        // The editor's figures: one complaint of three delivered.
+        let env = [("TIDINGS_DATABASE__URL", app.db.url.as_str())];
+        let stats = app.db.tidings_env(&["stats", "122", "--json"], &env);
+        assert_eq!(stats.code, Some(0), "{}", stats.stderr);
+        let stats: serde_json::Value = serde_json::from_str(&stats.stdout).expect("JSON");
+        assert_eq!(stats["complaints"], 1);
+        assert_eq!(stats["delivered"], 3);
+        assert_eq!(stats["complaint_rate"].as_f64(), Some(0.33333));
+        assert_eq!(stats["reported_later"]["complaints"], 1);
+        let overview = app.db.tidings_env(&["stats"], &env);
+        assert!(overview.stdout.contains("1 (33.33%)"), "{}", overview.stdout);
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        assert!(metrics.contains("tidings_reports_total{kind=\"complaint\"} 1"), "{metrics}");
     }
 
     async fn soft_bounces_count_once_per_delivery_and_a_delivered_notice_resets_the_score(db) {
