@@ -8,13 +8,28 @@ pub(crate) const MAX_LINE: usize = 700;
 
 /// Breaks lines longer than `max` bytes at the first space after `max` between two attributes of a tag; a line
 /// that grows past `max + max / 4` without one is broken at a space in its text (outside `<pre>` and
-/// `<textarea>`). Spaces inside quoted attribute values are never touched. A line without any such space stays
+/// `<textarea>`). Spaces inside quoted attribute values, comments (Outlook's conditional comments) and
+/// declarations are never touched. A line without any such space stays
 /// as it is (the mailer then falls back to quoted-printable).
 pub(crate) fn wrap_html(html: &str, max: usize) -> String {
     let mut out = String::with_capacity(html.len() + html.len() / max + 8);
     let (mut line, mut in_tag, mut quote, mut preformatted) = (0usize, false, None::<char>, 0usize);
     let mut rest = html;
     while let Some(ch) = rest.chars().next() {
+        // A comment (Outlook's `<!--[if mso | IE]>...<![endif]-->` among them) and a declaration are copied
+        // whole: Outlook stops recognising a conditional comment that a line break splits.
+        if quote.is_none() && !in_tag && rest.starts_with("<!") {
+            let end =
+                if rest.starts_with("<!--") { rest.find("-->").map(|i| i + 3) } else { rest.find('>').map(|i| i + 1) };
+            let chunk = &rest[..end.unwrap_or(rest.len())];
+            out.push_str(chunk);
+            line = match chunk.rfind('\n') {
+                Some(newline) => chunk.len() - newline - 1,
+                None => line + chunk.len(),
+            };
+            rest = &rest[chunk.len()..];
+            continue;
+        }
         match ch {
             '\n' => line = 0,
             '<' if quote.is_none() => {
@@ -67,6 +82,23 @@ mod tests {
         let html = "<pre>a b c d e f</pre>";
         assert_eq!(wrap_html(html, 2), html);
         assert_eq!(wrap_html("<p>short line</p>\n<p>another</p>", 700), "<p>short line</p>\n<p>another</p>");
+    }
+
+    #[test]
+    fn conditional_comments_are_never_split() {
+        let html = format!(
+            "<div>{}</div><!--[if mso | IE]><table border=\"0\" width=\"600\"><tr><td><![endif]--><p>{}</p>\
+             <!--[if mso | IE]></td></tr></table><![endif]--><!DOCTYPE html>",
+            "word ".repeat(40),
+            "more text ".repeat(30)
+        );
+        for max in [5, 20, 60, 120] {
+            let wrapped = wrap_html(&html, max);
+            assert_eq!(wrapped.replace('\n', " "), html, "only spaces became line breaks");
+            for line in wrapped.lines() {
+                assert_eq!(line.matches("<!--").count(), line.matches("-->").count(), "split at {max}: {line}");
+            }
+        }
     }
 
     #[test]

@@ -387,3 +387,68 @@ fn a_template_without_the_unsubscribe_link_is_refused() {
         "template digest.mjml: the email must contain `slots.unsubscribe_url` (a per-recipient value)"
     );
 }
+
+/// A generated issue with long items and long URLs, for the Outlook checks.
+fn long_issue() -> CompiledIssue {
+    let mut source = String::from(
+        "+++\nnumber = 900\nsubject = \"A long issue\"\npreheader = \"Long\"\nperiod = \"May\"\n+++\n\nIntro.\n\n",
+    );
+    for item in 0..12 {
+        let url = format!(
+            "https://example.com/{}/{}?utm_source={}&q={}",
+            "deep/path".repeat(12),
+            item,
+            "x".repeat(200),
+            "y".repeat(90)
+        );
+        source.push_str(&format!(
+            "## A headline that goes on and on for item {item} {}\n{}\n\n[Source {item}]({url})\n\n",
+            "with words ".repeat(8),
+            "A paragraph with many words that wraps across lines and keeps going. ".repeat(25)
+        ));
+    }
+    let parsed = parse_issue("900.md", &source).expect("the generated issue parses");
+    compile_issue(&Templates::embedded(), &parsed, &branding()).expect("the generated issue compiles")
+}
+
+#[test]
+fn outlook_conditional_comments_stay_whole_and_dividers_take_the_content_width() {
+    for (name, issue) in [("122", sample()), ("generated", long_issue())] {
+        let html = issue.personalise(&Links::for_subscriber(3).recipient("Ana")).html().to_string();
+        let openers = html.matches("<!--[if mso | IE]>").count();
+        assert!(openers > 10, "{name}: {openers} conditional comments");
+        for (at, _) in html.match_indices("<!--[if") {
+            let opener = &html[at..at + html[at..].find("]>").expect("an opener ends") + 2];
+            assert!(!opener.contains('\n'), "{name}: a conditional comment's opener is split: {opener:?}");
+        }
+        for (at, _) in html.match_indices("<![endif]") {
+            assert!(html[at..].starts_with("<![endif]-->"), "{name}: a closer is split at {at}");
+        }
+        // Outside the head (where the compiler itself writes a multi-line block), no comment spans lines.
+        let body = &html[html.find("<body").expect("a body")..];
+        for line in body.lines() {
+            assert!(!splits_a_comment(line), "{name}: a comment is split across lines: {line}");
+        }
+        // Each divider's Outlook table is as wide as the content: 600px less its 28px padding on each side.
+        let dividers: Vec<&str> =
+            html.match_indices("style=\"border-top:solid 1px").map(|(i, _)| &html[i.saturating_sub(200)..i]).collect();
+        let outlook: Vec<&&str> =
+            dividers.iter().filter(|before| before.contains("<!--[if mso | IE]><table")).collect();
+        assert!(!outlook.is_empty(), "{name}: no Outlook divider table");
+        for before in outlook {
+            assert!(before.contains("width=\"544px\""), "{name}: {before}");
+        }
+    }
+}
+
+/// Whether a comment opened on this line is still open at its end.
+fn splits_a_comment(line: &str) -> bool {
+    let mut rest = line;
+    while let Some(start) = rest.find("<!--") {
+        match rest[start + 4..].find("-->") {
+            Some(end) => rest = &rest[start + 4 + end + 3..],
+            None => return true,
+        }
+    }
+    false
+}
