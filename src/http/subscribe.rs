@@ -42,8 +42,21 @@ pub(crate) struct SubscribeFields {
 
 /// Why a request was refused; shown to the person who typed it.
 enum Refusal {
-    Invalid(String),
+    /// A field's value was refused: which field (`email`, `name` or `tz`, as in the form) and why.
+    Invalid(&'static str, String),
     Failed,
+}
+
+/// A message for people: `code` spans written with backticks become quoted text.
+fn for_people(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    for (index, part) in reason.split('`').enumerate() {
+        if index > 0 {
+            out.push(if index % 2 == 1 { '“' } else { '”' });
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 /// `GET /subscribe`.
@@ -51,11 +64,15 @@ pub(crate) async fn form(State(state): State<AppState>) -> Response {
     form_page(&state, StatusCode::OK, &SubscribeFields::default(), None)
 }
 
-fn form_page(state: &AppState, status: StatusCode, fields: &SubscribeFields, error: Option<&str>) -> Response {
+fn form_page(state: &AppState, status: StatusCode, fields: &SubscribeFields, error: Option<(&str, &str)>) -> Response {
     let email = fields.email.as_str();
     let name = fields.name.as_deref().unwrap_or_default();
     let tz = fields.tz.as_deref().unwrap_or_default();
-    let context = context! { title => "Subscribe", email, name, tz, error };
+    let (error_field, error) = match error {
+        Some((field, reason)) => (Some(field), Some(for_people(reason))),
+        None => (None, None),
+    };
+    let context = context! { title => "Subscribe", email, name, tz, error, error_field };
     state.web.pages.render(status, "subscribe.html", context, None)
 }
 
@@ -75,7 +92,9 @@ pub(crate) async fn submit(
             let page = Message::new("Check your inbox", &[CHECK_INBOX, "Nothing there? Look in your spam folder."]);
             state.web.pages.message(StatusCode::OK, page, None)
         }
-        Err(Refusal::Invalid(reason)) => form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &fields, Some(&reason)),
+        Err(Refusal::Invalid(field, reason)) => {
+            form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &fields, Some((field, &reason)))
+        }
         Err(Refusal::Failed) => state.web.pages.status_page(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -98,8 +117,9 @@ pub(crate) async fn api(
     match request(&state, &fields, ip.map(|ip| ip.0.0), &headers).await {
         Ok(()) => (StatusCode::ACCEPTED, Rendered, Json(json!({ "status": "check_inbox", "message": CHECK_INBOX })))
             .into_response(),
-        Err(Refusal::Invalid(reason)) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Rendered, Json(json!({ "error": reason }))).into_response()
+        Err(Refusal::Invalid(field, reason)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Rendered, Json(json!({ "error": reason, "field": field })))
+                .into_response()
         }
         Err(Refusal::Failed) => api_error(StatusCode::INTERNAL_SERVER_ERROR),
     }
@@ -122,11 +142,13 @@ async fn request(
         tracing::info!("subscribe: the honeypot field was filled in; ignored");
         return Ok(());
     }
-    let email = SubscriberEmail::parse(&fields.email).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    let email = SubscriberEmail::parse(&fields.email).map_err(|e| Refusal::Invalid("email", e.to_string()))?;
     let name = SubscriberName::parse(fields.name.as_deref().unwrap_or_default())
-        .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        .map_err(|e| Refusal::Invalid("name", e.to_string()))?;
     let time_zone = match fields.tz.as_deref().map(str::trim).filter(|tz| !tz.is_empty()) {
-        Some(tz) => Some(check_time_zone(tz).map(|_| tz).map_err(|e| Refusal::Invalid(format!("Time zone: {e}")))?),
+        Some(tz) => {
+            Some(check_time_zone(tz).map(|_| tz).map_err(|e| Refusal::Invalid("tz", format!("Time zone: {e}")))?)
+        }
         None => None,
     };
     let now = state.web.clock.now();

@@ -6,7 +6,7 @@ use jiff::SignedDuration;
 use reqwest::header::CONTENT_TYPE;
 use tidings::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriptionStatus};
 
-use super::{MAIL_WAIT, PHONE, WebApp, address, page_text};
+use super::{MAIL_WAIT, PHONE, WebApp, address, decoded, page_text};
 use crate::both_backends;
 use crate::helpers::TestDatabase;
 
@@ -79,8 +79,15 @@ both_backends! {
 
         let form = app.post_form("/subscribe", &[("email", "ana@example.net"), ("tz", "Nowhere/City")]).await;
         assert_eq!(form.status(), 422);
-        let page = page_text(form).await;
-        assert!(page.contains("Nowhere/City"), "the form shows the reason and keeps what was typed: {page}");
+        let html = decoded(&form.text().await.expect("body"));
+        assert!(html.contains("Nowhere/City"), "the form shows the reason and keeps what was typed: {html}");
+        // The field that failed is the one marked, and the message has no raw backticks.
+        let tz_input = html.split("<input").find(|input| input.contains("id=\"tz\"")).expect("the tz field");
+        assert!(tz_input.contains("aria-invalid=\"true\"") && tz_input.contains("aria-describedby=\"form-error\""), "{tz_input}");
+        let email_input = html.split("<input").find(|input| input.contains("id=\"email\"")).expect("the email field");
+        assert!(!email_input.contains("aria-invalid"), "{email_input}");
+        let alert = html.split("role=\"alert\">").nth(1).and_then(|rest| rest.split("</p>").next()).expect("the message");
+        assert!(!alert.contains('`'), "{alert}");
 
         let good = app.client.post(&url).json(&serde_json::json!({ "email": "mei@example.net", "tz": "Asia/Shanghai" })).send().await.expect("POST");
         assert_eq!(good.status(), 202);
@@ -183,5 +190,7 @@ async fn an_invalid_address_shows_the_form_again_with_the_reason_and_what_was_ty
     assert!(page.contains("role=\"alert\"") && page.contains("no domain after the"), "{page}");
     assert!(!page.contains("<script>") && page.contains("&lt;script&gt;@"), "{page}");
     assert!(page.contains("value=\"&quot;Ana&quot;\""), "{page}");
+    let email_input = page.split("<input").find(|input| input.contains("id=\"email\"")).expect("the email field");
+    assert!(email_input.contains("aria-invalid=\"true\""), "{email_input}");
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM subscribers").await, 0);
 }
