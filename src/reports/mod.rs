@@ -29,6 +29,8 @@ use read::{content_type, part_text};
 
 /// How long a diagnostic text may be, in characters; longer ones are cut.
 pub const DIAGNOSTIC_MAX_CHARS: usize = 500;
+/// Most recipient outcomes read from one report; a report naming more is junk, and the rest are ignored.
+pub const MAX_RECIPIENTS: usize = 1000;
 
 /// What one raw message says. Built only by [`read_report`].
 #[derive(Clone, PartialEq, Eq)]

@@ -14,6 +14,8 @@ use super::{address, content_type, part_text, recognise};
 pub(crate) const TRACE_HEADER: &str = "X-Tidings-Ref";
 /// Longer trace values are ignored: ours are short, and a huge one is junk.
 const MAX_REF: usize = 512;
+/// Most trace refs, Message-IDs and recipients kept from one report.
+pub(crate) const MAX_VALUES: usize = 100;
 /// Headers of the original that name its recipients.
 const RECIPIENT_HEADERS: &[&str] =
     &["To", "Delivered-To", "X-Original-To", "X-HmXmrOriginalRecipient", "X-Envelope-To"];
@@ -73,7 +75,7 @@ impl Original {
                 }
             } else if RECIPIENT_HEADERS.iter().any(|name| field.is(name)) {
                 for address in address::find(&field.value) {
-                    if !found.iter().any(|f: &String| f.eq_ignore_ascii_case(address)) {
+                    if found.len() < MAX_VALUES && !found.iter().any(|f: &String| f.eq_ignore_ascii_case(address)) {
                         found.push(address.to_owned());
                     }
                 }
@@ -125,8 +127,9 @@ pub(crate) fn bracketed(id: &str) -> String {
     if id.starts_with('<') { id.to_owned() } else { format!("<{id}>") }
 }
 
+/// Adds a value not yet in the list, up to [`MAX_VALUES`] of them (so hostile input stays cheap).
 pub(crate) fn push_unique(list: &mut Vec<String>, value: String) {
-    if !list.contains(&value) {
+    if list.len() < MAX_VALUES && !list.contains(&value) {
         list.push(value);
     }
 }

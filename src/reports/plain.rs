@@ -7,7 +7,9 @@
 //!
 //! Performs no I/O; never panics; linear in the text.
 
-use super::address;
+use std::collections::{HashMap, HashSet};
+
+use super::{MAX_RECIPIENTS, address};
 
 /// Lines that start the copy of the original message (lowercased); reading stops at the first.
 const COPY_MARKERS: &[&str] = &[
@@ -38,7 +40,9 @@ pub(crate) fn read(text: &str, own: &[String]) -> Vec<Block> {
     let is_own = |found: &str| own.iter().any(|o| o.eq_ignore_ascii_case(found));
     let mut preamble = String::new();
     let mut blocks: Vec<(String, String)> = Vec::new();
-    let mut current: Option<usize> = None;
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    // Where the next line belongs: the preamble, a recipient's block, or nowhere (past MAX_RECIPIENTS).
+    let mut current: Option<Option<usize>> = None;
     for line in text.lines() {
         let lowered = line.to_lowercase();
         if COPY_MARKERS.iter().any(|marker| lowered.contains(marker)) {
@@ -46,19 +50,22 @@ pub(crate) fn read(text: &str, own: &[String]) -> Vec<Block> {
         }
         match address_line(line).filter(|found| !is_own(found)) {
             Some(found) => {
-                let index = blocks.iter().position(|(a, _)| a.eq_ignore_ascii_case(found)).unwrap_or_else(|| {
-                    blocks.push((found.to_owned(), String::new()));
-                    blocks.len() - 1
+                let key = found.to_lowercase();
+                current = Some(match index_of.get(&key) {
+                    Some(&index) => Some(index),
+                    None if blocks.len() < MAX_RECIPIENTS => {
+                        blocks.push((found.to_owned(), String::new()));
+                        index_of.insert(key, blocks.len() - 1);
+                        Some(blocks.len() - 1)
+                    }
+                    None => None,
                 });
-                current = Some(index);
             }
-            None => {
-                let target = match current {
-                    Some(index) => &mut blocks[index].1,
-                    None => &mut preamble,
-                };
-                push_words(target, line);
-            }
+            None => match current {
+                None => push_words(&mut preamble, line),
+                Some(Some(index)) => push_words(&mut blocks[index].1, line),
+                Some(None) => {}
+            },
         }
     }
     if !blocks.is_empty() {
@@ -71,8 +78,9 @@ pub(crate) fn read(text: &str, own: &[String]) -> Vec<Block> {
             .collect();
     }
     let mut mentioned: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
     for found in address::find(&preamble).filter(|found| !is_own(found)) {
-        if !mentioned.iter().any(|m| m.eq_ignore_ascii_case(found)) {
+        if mentioned.len() < MAX_RECIPIENTS && seen.insert(found.to_lowercase()) {
             mentioned.push(found);
         }
     }
@@ -156,6 +164,18 @@ mod tests {
         let blocks = read("Delivery failed: 550 no such user", &own);
         assert_eq!(recipients(&blocks), [None]);
         assert_eq!(blocks[0].text, "Delivery failed: 550 no such user");
+    }
+
+    #[test]
+    fn past_the_recipient_limit_further_recipients_and_their_lines_are_dropped() {
+        let mut text = String::from("Delivery failed for these:\n");
+        for n in 0..MAX_RECIPIENTS + 500 {
+            text.push_str(&format!("<r{n}@example.com>:\n550 5.1.1 user unknown {n}\n"));
+        }
+        let blocks = read(&text, &[]);
+        assert_eq!(blocks.len(), MAX_RECIPIENTS);
+        assert_eq!(blocks[MAX_RECIPIENTS - 1].text, format!("550 5.1.1 user unknown {}", MAX_RECIPIENTS - 1));
+        assert_eq!(blocks[0].context, "Delivery failed for these: 550 5.1.1 user unknown 0");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use super::classify::{self, Evidence};
 use super::recognise::{self, Recognised};
 use super::{
-    DIAGNOSTIC_MAX_CHARS, DsnAction, RecipientOutcome, Report, ReportError, ReportForm, address, fields, original,
-    plain, status,
+    DIAGNOSTIC_MAX_CHARS, DsnAction, MAX_RECIPIENTS, RecipientOutcome, Report, ReportError, ReportForm, address,
+    fields, original, plain, status,
 };
 
 /// Reads one raw message. `Err` only when the bytes are not a message at all; anything that is a message gives a
@@ -120,6 +120,7 @@ fn dsn(message: &Message<'_>, blocks: &[Vec<fields::Field>]) -> Reading {
     let outcomes: Vec<RecipientOutcome> = blocks
         .iter()
         .filter(|block| is_recipient(block))
+        .take(MAX_RECIPIENTS)
         .map(|block| {
             let value = |name: &str| block.iter().find(|f| f.is(name)).map(|f| f.value.as_str());
             let recipient = value("Final-Recipient")

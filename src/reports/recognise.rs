@@ -8,7 +8,8 @@
 //! 4. An auto-reply: the headers in `AUTO_REPLY_HEADERS`, a vacation subject in one of several languages, or a
 //!    challenge-response sentence. This comes before any bounce sentence from an ordinary sender, so a vacation
 //!    reply that says "my mailbox is full" stays an auto-reply.
-//! 5. A bounce from an unusual sender, recognised by the mail software's own wording (`BOUNCE_SENTENCES`).
+//! 5. A bounce from an unusual sender, recognised by the mail software's own wording (`BOUNCE_SENTENCES`), or
+//!    by a bounce subject together with an enhanced status code in its text.
 //!
 //! Performs no I/O; never panics.
 
@@ -182,7 +183,8 @@ pub(crate) fn recognise(message: &Message<'_>, subject: &str) -> Recognised {
     if let Some(signal) = auto_reply(message, &subject, &body) {
         return Recognised::AutoReply { signal };
     }
-    if sentence {
+    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    if sentence || (bounce_subject && status::find_enhanced(&text).is_some()) {
         return Recognised::PlainBounce { delayed };
     }
     Recognised::Unrecognised

@@ -363,6 +363,11 @@ write("plain-mailbox-unavailable.eml",
       "taken: mailbox unavailable\n",
       expect=expect("plain-bounce", ["soft"], ["5.2.0"], ["dan@example.org"], []))
 
+write("plain-unusual-sender.eml",
+      "From: Corp Mail Gateway <gateway@corp.example>\nTo: " + RP + "\nSubject: Delivery failure notice\n"
+      "Date: " + DATE + "\n\nYour mail to zed@corp.example was refused.\nReason: 550 5.1.1 mailbox does not exist\n",
+      expect=expect("plain-bounce", ["hard"], ["5.1.1"], ["zed@corp.example"], []))
+
 # ---- ARF complaints ----
 def arf(name, sender, feedback_fields, orig, orig_type="message/rfc822", human=None, expect=None, crlf=False):
     b = "=_arf_" + name.replace(".", "_")
