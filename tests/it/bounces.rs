@@ -116,6 +116,12 @@ both_backends! {
             assert!(message.mail_from.contains(&trace), "the return path carries the trace value");
         }
         assert_eq!(seen.len(), 6);
+
+        // A confirmation email's return path names the confirmation, not an issue.
+        app.subscribe_and_get_confirm_link("newcomer@example.org", "New").await;
+        let confirmation = app.message_to("newcomer@example.org");
+        let what = bounce.read(&keys, &confirmation.mail_from).expect("a signed return path");
+        assert!(matches!(what, ReturnPathFor::Confirmation { .. }), "{what:?}");
     }
 
     async fn a_hard_bounce_to_the_return_path_suppresses_exactly_that_subscriber_once(db) {
