@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::mailer::{self, BounceTrace, Outgoing, SendOutcome};
 use crate::render::Recipient;
-use crate::store::{DeliveryCounts, IssueRow};
+use crate::store::{DeliveryCounts, IssueRow, ReportCounts};
 
 #[allow(clippy::too_many_arguments)]
 pub async fn schedule(
@@ -199,6 +199,7 @@ pub async fn status(
         None => Vec::new(),
     };
     let slot = context.store.slot_of_issue(issue.id).await?;
+    let came_back = context.store.issue_report_counts(issue.id).await?;
     if json {
         let value = json!({
             "number": report.issue.number,
@@ -218,6 +219,7 @@ pub async fn status(
             "finished_at": report.issue.finished_at.map(format_millis),
             "deliveries": report.counts,
             "sent_last_minute": report.per_minute,
+            "reported_later": came_back,
             "eta_seconds": report.eta().map(|eta| eta.as_secs()),
             "relay_unavailable_until": circuit.as_ref().map(|c| c.open_until.to_string()),
             "relay_unavailable_reason": circuit.as_ref().map(|c| c.reason.clone()),
@@ -251,6 +253,25 @@ pub async fn status(
         writeln!(out, "  relay:      unavailable ({}); trying again at {}", circuit.reason, circuit.open_until)?;
     }
     writeln!(out, "  deliveries: {}", report.line())?;
+    if came_back != ReportCounts::default() {
+        let c = &came_back;
+        writeln!(
+            out,
+            "  came back:  {} hard and {} soft bounces, {} complaints, {} policy refusals{}",
+            c.hard,
+            c.soft,
+            c.complaints,
+            c.policy,
+            if c.policy > 0 {
+                format!(
+                    " (the receivers refused the sender: `tidings bounce list --issue {} --kind policy`)",
+                    issue.number
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    }
     if !zones.is_empty() {
         writeln!(out, "  per time zone (earliest first):")?;
         for zone in &zones {

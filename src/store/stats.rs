@@ -239,6 +239,19 @@ impl Store {
             .collect())
     }
 
+    /// What came back about one issue's messages.
+    pub async fn issue_report_counts(&self, issue_id: i64) -> anyhow::Result<ReportCounts> {
+        let sql = REPORTS_BY_KIND.replace("{WHERE}", "issue_id = $1");
+        let rows: Vec<(i64, String, i64)> =
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(issue_id).fetch_all(pool).await)
+                .context("cannot read the issue's reports")?;
+        let mut counts = ReportCounts::default();
+        for (_, kind, count) in rows {
+            counts.add(&kind, count);
+        }
+        Ok(counts)
+    }
+
     /// The first and last time a message of the issue was accepted by the relay, in milliseconds.
     pub async fn delivered_span(&self, issue_id: i64) -> anyhow::Result<Option<(i64, i64)>> {
         let sql = "SELECT MIN(sent_at), MAX(sent_at) FROM deliveries \
@@ -275,14 +288,7 @@ impl Store {
                       WHERE l.issue_id = $1 GROUP BY l.position, l.url ORDER BY l.position";
         let width = delivered_width.max(1);
         let deliveries = self.delivery_counts(issue_id).await?;
-        let report_sql = REPORTS_BY_KIND.replace("{WHERE}", "issue_id = $1");
-        let report_rows: Vec<(i64, String, i64)> =
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(report_sql)).bind(issue_id).fetch_all(pool).await)
-                .context("cannot read the issue's reports")?;
-        let mut reports = ReportCounts::default();
-        for (_, kind, count) in report_rows {
-            reports.add(&kind, count);
-        }
+        let reports = self.issue_report_counts(issue_id).await?;
         type Bucketed = Vec<(i64, i64)>;
         let (attempts, reasons, delivered, (unique_opens, opens), first_opens, stars, unsubscribes, clicks) =
             on_pool!(self, pool => {

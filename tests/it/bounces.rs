@@ -164,6 +164,8 @@ both_backends! {
         assert_eq!(shown.code, Some(0), "{}", shown.stderr);
         assert!(!shown.stdout.contains("MAILER-DAEMON@mx.example.org"), "{}", shown.stdout);
         assert!(shown.stdout.contains("[address removed]"), "{}", shown.stdout);
+        let status = app.db.tidings_env(&["issue", "status", "122"], &[("TIDINGS_DATABASE__URL", app.db.url.as_str())]);
+        assert!(status.stdout.contains("came back:  1 hard and 0 soft bounces"), "{}", status.stdout);
     }
 
     async fn the_listener_takes_mail_only_for_signed_return_paths_and_the_complaint_address(db) {
