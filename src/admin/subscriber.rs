@@ -316,7 +316,8 @@ async fn export(
         None => Box::new(&mut *out),
     };
     let mut writer = csv::Writer::from_writer(sink);
-    let mut header = vec!["email", "name", "tz", "list", "status", "source", "created_at", "consent_at"];
+    let mut header = vec!["email", "name", "tz"];
+    header.extend(super::import::RESERVED_COLUMNS);
     header.extend(keys.iter().map(String::as_str));
     writer.write_record(&header)?;
     let mut written: u64 = 0;
@@ -336,6 +337,11 @@ async fn export(
                 row.source.clone(),
                 format_millis(row.created_at),
                 row.consent_at.map(format_millis).unwrap_or_default(),
+                row.request_ip.clone().unwrap_or_default(),
+                row.request_user_agent.clone().unwrap_or_default(),
+                row.confirm_ip.clone().unwrap_or_default(),
+                row.confirm_user_agent.clone().unwrap_or_default(),
+                row.unsubscribed_at.map(format_millis).unwrap_or_default(),
             ];
             record.extend(keys.iter().map(|k| attributes[k].as_str().unwrap_or_default().to_owned()));
             writer.write_record(&record)?;

@@ -2,8 +2,10 @@
 
 mod helpers;
 
+mod addresses;
 mod browser;
 mod cadence;
+mod cli_output;
 mod config;
 mod daemon;
 mod delivery;
@@ -12,6 +14,7 @@ mod issues;
 mod mailer;
 mod migrations;
 mod render;
+mod sending_faults;
 mod smtp_server;
 mod stats;
 mod subscribers;
