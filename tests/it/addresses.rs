@@ -168,3 +168,44 @@ async fn an_erased_subscriber_leaves_no_readable_trace_in_the_sqlite_file_or_its
     }
     assert!(file_holds(&database, "keep7@example.com"), "the others are still there");
 }
+
+both_backends! {
+    async fn the_migration_gives_existing_subscribers_their_normalised_address_and_keeps_earlier_case_twins(db) {
+        // The schema as it was before 0007, with subscribers that differ only by case.
+        for sql in [
+            "DROP INDEX subscribers_by_normalised_email",
+            "ALTER TABLE subscribers DROP COLUMN email_normalised",
+            "DROP TABLE relay_pace",
+            "INSERT INTO subscribers (email, name, created_at, updated_at) VALUES \
+             ('Twin@Example.com', 'First', 0, 0), ('twin@example.com', 'Second', 0, 0), ('solo@example.com', 'Solo', 0, 0)",
+        ] {
+            execute(&db, sql).await;
+        }
+        let backend = if db.backend == tidings::store::Backend::Sqlite { "sqlite" } else { "postgres" };
+        let migration = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend)
+            .join("0007_email_normalised.sql");
+        let sql = std::fs::read_to_string(migration).expect("the migration");
+        match &db.store {
+            Store::Sqlite(pool) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.map(|_| ()),
+            Store::Postgres(pool) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.map(|_| ()),
+        }
+        .expect("apply 0007");
+
+        // The oldest twin is the one every spelling finds; the later one is kept, as before, and listed.
+        let email = SubscriberEmail::parse("TWIN@example.COM").expect("address");
+        let (found, _) = db.store.find_subscriber(&email).await.expect("query").expect("subscriber");
+        assert_eq!((found.email.as_str(), found.name.as_str()), ("Twin@Example.com", "First"));
+        let solo = SubscriberEmail::parse("Solo@Example.com").expect("address");
+        assert!(db.store.find_subscriber(&solo).await.expect("query").is_some());
+        let added = db.tidings(&["subscriber", "add", "TWIN@EXAMPLE.COM"]);
+        assert_eq!(added.code, Some(0), "{}", added.stderr);
+        let count: i64 = match &db.store {
+            Store::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM subscribers").fetch_one(pool).await,
+            Store::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM subscribers").fetch_one(pool).await,
+        }
+        .expect("count");
+        assert_eq!(count, 3, "no third twin");
+    }
+}

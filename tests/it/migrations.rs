@@ -58,11 +58,12 @@ both_backends! {
             tables,
             [
                 "clicks", "daemons", "deliveries", "events", "issue_links", "issue_slots", "issues", "lists", "opens",
-                "relay_circuits", "relay_usage", "subscribers", "subscriptions", "suppressions", "votes"
+                "relay_circuits", "relay_pace", "relay_usage", "subscribers", "subscriptions", "suppressions", "votes"
             ]
         );
         assert!(schema["deliveries"].contains(&"message_id".to_owned()));
         assert!(schema["subscriptions"].contains(&"confirm_user_agent".to_owned()));
+        assert!(schema["subscribers"].contains(&"email_normalised".to_owned()));
     }
 
     async fn migrating_again_applies_nothing(db) {
