@@ -38,7 +38,7 @@ pub struct ImportRow {
 
 /// What a file says about a subscription, in the columns `subscriber export` writes. All empty for a plain
 /// list of addresses: the subscription is then active, with the import as its source and time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Standing {
     pub status: Option<SubscriptionStatus>,
     pub source: Option<ConsentSource>,
@@ -66,6 +66,13 @@ pub struct ImportBatch {
     rows: Vec<(u64, String)>,
     /// Lines that repeat an address of an earlier row of the same batch.
     repeated: Vec<u64>,
+}
+
+/// IP addresses and user agents are personal data: Debug output shows only the status and source.
+impl std::fmt::Debug for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Standing").field("status", &self.status).field("source", &self.source).finish_non_exhaustive()
+    }
 }
 
 impl ImportBatch {
