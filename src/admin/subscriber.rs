@@ -36,6 +36,13 @@ pub async fn run(context: &AdminContext, command: SubscriberCommand, out: &mut d
                 summary.rejected,
                 summary.suppressed
             )?;
+            if summary.opted_out > 0 {
+                writeln!(
+                    out,
+                    "{} subscriptions ended: the file says these people unsubscribed, bounced or complained",
+                    summary.opted_out
+                )?;
+            }
             if summary.rejected > 0 {
                 eprintln!(
                     "tidings: {} rows were refused (see the lines above); the other rows were imported",

@@ -146,6 +146,8 @@ pub struct ImportBatchOutcome {
     pub duplicates: Vec<u64>,
     /// Rows whose address is on the suppression list.
     pub suppressed: Vec<(u64, SuppressionReason)>,
+    /// Active or pending subscriptions that the file's status (unsubscribed, bounced, complained) ended.
+    pub opted_out: u64,
 }
 
 /// The table-valued function that unpacks a bound JSON array into rows with a `value` column.
@@ -292,7 +294,13 @@ impl Store {
 
                 // 4. Subscriptions; existing ones keep their status, unless the file says the person left.
                 if !batch.plain {
-                    sqlx::query(sqlx::AssertSqlSafe(opt_out_sql)).bind(rows_json.as_str()).bind(list_id).bind(now).execute(&mut *tx).await?;
+                    outcome.opted_out = sqlx::query(sqlx::AssertSqlSafe(opt_out_sql))
+                        .bind(rows_json.as_str())
+                        .bind(list_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                 }
                 let added = if sqlite && batch.plain && inserted == candidates {
                     sqlx::query(subscribe_new_sql).bind(list_id).bind(batch_start).bind(now).execute(&mut *tx).await?

@@ -123,7 +123,9 @@ both_backends! {
         let plain = fresh.write_file("plain.csv", b"email\nleft2@example.com\n");
         assert_eq!(fresh.tidings(&["subscriber", "import", path(&plain)]).code, Some(0));
         let opt_out = fresh.write_file("opt-out.csv", b"email,status\nLEFT2@example.com,unsubscribed\nstays@example.com,active\n");
-        assert_eq!(fresh.tidings(&["subscriber", "import", path(&opt_out)]).code, Some(0));
+        let run = fresh.tidings(&["subscriber", "import", path(&opt_out)]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains("1 subscriptions ended: the file says"), "{}", run.stdout);
         let statuses = subscriptions(&fresh).await;
         assert!(statuses.contains(&("left2@example.com".to_owned(), "unsubscribed".to_owned())), "{statuses:?}");
         let reactivate = fresh.write_file("again.csv", b"email,status\nleft@example.com,active\nbounced@example.com,active\n");
