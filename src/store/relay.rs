@@ -76,6 +76,11 @@ impl Store {
             let mut retry_at = None;
             // The per-second schedule first: it may grant fewer, and its TAT is written only for what is granted.
             if let Some(pace) = pace {
+                // The row exists before it is locked, so two daemons starting together cannot both see none.
+                sqlx::query("INSERT INTO relay_pace (relay, tat_micros) VALUES ($1, 0) ON CONFLICT (relay) DO NOTHING")
+                    .bind(relay)
+                    .execute(&mut *tx)
+                    .await?;
                 let tat: Option<(i64,)> =
                     sqlx::query_as(sqlx::AssertSqlSafe(pace_sql)).bind(relay).fetch_optional(&mut *tx).await?;
                 let grant = pace.reserve(tat.map(|(tat,)| tat), now, granted);
@@ -106,8 +111,7 @@ impl Store {
                 if let Some(pace) = pace {
                     // The windows may have cut the grant: the schedule counts only what goes.
                     let tat = pace.tat_after(now, granted);
-                    sqlx::query("INSERT INTO relay_pace (relay, tat_micros) VALUES ($1, $2) \
-                                 ON CONFLICT (relay) DO UPDATE SET tat_micros = $2")
+                    sqlx::query("UPDATE relay_pace SET tat_micros = $2 WHERE relay = $1")
                         .bind(relay)
                         .bind(tat)
                         .execute(&mut *tx)
