@@ -27,6 +27,10 @@ struct Sending {
 
 impl Sending {
     async fn new(db: TestDatabase, people: Vec<(String, String)>) -> Self {
+        Self::with_rate(db, people, "0").await
+    }
+
+    async fn with_rate(db: TestDatabase, people: Vec<(String, String)>, per_second: &str) -> Self {
         let smtp = SmtpServer::start().await;
         let port = smtp.port().to_string();
         let env = [
@@ -36,7 +40,7 @@ impl Sending {
             ("TIDINGS_SMTP__PORT", port.as_str()),
             ("TIDINGS_SMTP__TLS", "none"),
             ("TIDINGS_SMTP__POOL_SIZE", "2"),
-            ("TIDINGS_DELIVERY__PER_SECOND", "0"),
+            ("TIDINGS_DELIVERY__PER_SECOND", per_second),
             ("TIDINGS_LINKS__SIGNING_KEYS", KEYS),
             ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
         ];
@@ -146,6 +150,25 @@ both_backends! {
         let stats = run.db.tidings(&["stats", "122", "--json"]);
         let value: serde_json::Value = serde_json::from_str(&stats.stdout).expect("json");
         assert_eq!((value["cancelled"].as_i64(), value["pending"].as_i64()), (Some(5), Some(0)));
+    }
+
+    async fn the_engine_sends_a_second_s_worth_then_one_message_per_interval_never_ten_across_a_boundary(db) {
+        let run = Sending::with_rate(db, readers(20), "5").await;
+        run.start().await;
+        let start = run.db.clock.now();
+        // (milliseconds after the start, messages received by then)
+        let mut seen = Vec::new();
+        for at in [900, 901, 1_000, 1_100, 1_899, 1_900, 1_950, 2_100, 2_300, 3_100] {
+            let instant = start.checked_add(SignedDuration::from_millis(at)).expect("time");
+            run.db.clock.advance(instant.duration_since(run.db.clock.now()));
+            run_step(&run.engine, run.db.clock.now(), &run.shutdown).await.expect("step");
+            seen.push((at, run.smtp.message_count()));
+        }
+        // A fixed window sent 5 more at 1,000 ms; the schedule waits until 1,900 ms, then one every 200 ms.
+        assert_eq!(
+            seen,
+            vec![(900, 5), (901, 5), (1_000, 5), (1_100, 5), (1_899, 5), (1_900, 6), (1_950, 6), (2_100, 7), (2_300, 8), (3_100, 12)]
+        );
     }
 
     async fn no_sliding_second_holds_more_reservations_than_per_second_across_daemons(db) {
