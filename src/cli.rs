@@ -5,7 +5,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Words a newcomer types for a command that has another name here. clap's own suggestion goes by spelling
+/// (`start` -> `stats`); these go by meaning.
+const MEANT: [(&str, &str); 5] =
+    [("start", "serve"), ("run", "serve"), ("daemon", "serve"), ("server", "serve"), ("up", "serve")];
 
 const EXAMPLES: &str = "\
 Examples:
@@ -13,7 +19,7 @@ Examples:
   tidings subscriber list --status active
   TIDINGS_DATABASE__URL=postgres://tidings@db/tidings tidings migrate
 
-Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) layers a file over
+Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) layers a file over \
 it, and TIDINGS_SECTION__KEY environment variables override both.";
 
 /// Tidings: a self-hosted newsletter delivery daemon.
@@ -26,6 +32,40 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments, exiting with clap's message (status 2) on bad usage.
+    pub fn parse_args() -> Self {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Self::try_parse_from(&args).unwrap_or_else(|error| suggest(error, &args).exit())
+    }
+}
+
+/// The error for an unknown top-level command that means one of ours (see [`MEANT`]) suggests that command.
+fn suggest(error: clap::Error, args: &[std::ffi::OsString]) -> clap::Error {
+    if error.kind() != ErrorKind::InvalidSubcommand {
+        return error;
+    }
+    // Only the first word after the global options names a top-level command.
+    let mut words = args.iter().skip(1).map(|arg| arg.to_string_lossy());
+    let first = loop {
+        match words.next() {
+            Some(word) if word == "--config" => _ = words.next(),
+            Some(word) if word.starts_with('-') => {}
+            other => break other,
+        }
+    };
+    let Some((typed, meant)) = first.and_then(|word| MEANT.iter().find(|(typo, _)| *typo == word)) else {
+        return error;
+    };
+    let mut better = clap::Error::new(ErrorKind::InvalidSubcommand).with_cmd(&Cli::command());
+    better.insert(ContextKind::InvalidSubcommand, ContextValue::String((*typed).to_owned()));
+    better.insert(ContextKind::SuggestedSubcommand, ContextValue::String((*meant).to_owned()));
+    if let Some(usage) = error.get(ContextKind::Usage) {
+        better.insert(ContextKind::Usage, usage.clone());
+    }
+    better
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +258,7 @@ pub enum IssueCommand {
     Show {
         /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
         /// Print JSON.
@@ -230,6 +271,7 @@ pub enum IssueCommand {
     Preview {
         /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
         /// The folder to write N.html and N.txt to (created when missing).
@@ -240,10 +282,12 @@ pub enum IssueCommand {
     /// Send the issue to one address now, marked as a test ("[TEST]" subject); it is not counted in stats.
     #[command(name = "test-send", after_help = "Example:\n  tidings issue test-send 122 --to editor@example.com")]
     TestSend {
+        /// The issue number.
         number: u32,
         /// Where to send it.
         #[arg(long, value_name = "ADDR")]
         to: String,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -251,6 +295,7 @@ pub enum IssueCommand {
     /// Schedule the issue: the daemon starts sending it at that time.
     #[command(after_help = "Example:\n  tidings issue schedule 122 --at \"2026-12-07 08:00\" --tz Europe/Berlin")]
     Schedule {
+        /// The issue number.
         number: u32,
         /// Local date and time, "YYYY-MM-DD HH:MM".
         #[arg(long, value_name = "WHEN")]
@@ -262,6 +307,7 @@ pub enum IssueCommand {
         /// a day, starting when the first zone on Earth reaches that time.
         #[arg(long)]
         local_time: bool,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -290,7 +336,9 @@ pub enum IssueCommand {
     /// Start sending the issue now: every subscriber active at this moment gets it.
     #[command(after_help = "Example:\n  tidings issue send 122")]
     Send {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -298,7 +346,9 @@ pub enum IssueCommand {
     /// Pause a scheduled or sending issue (messages already handed to the relay still arrive).
     #[command(after_help = "Example:\n  tidings issue pause 122")]
     Pause {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -306,7 +356,9 @@ pub enum IssueCommand {
     /// Resume a paused issue (also one held for being found too late).
     #[command(after_help = "Example:\n  tidings issue resume 122")]
     Resume {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -314,7 +366,9 @@ pub enum IssueCommand {
     /// Cancel an issue that has not finished: what was sent stays sent, the rest never goes out.
     #[command(after_help = "Example:\n  tidings issue cancel 122")]
     Cancel {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
     },
@@ -322,7 +376,9 @@ pub enum IssueCommand {
     /// Show how sending goes: sent, queued, retrying, failed, bounced, ambiguous; rate and time left.
     #[command(after_help = "Example:\n  tidings issue status 122 --follow")]
     Status {
+        /// The issue number.
         number: u32,
+        /// The list (default: `default_list` from the configuration).
         #[arg(long)]
         list: Option<String>,
         /// Keep watching until the issue is no longer sending (a progress bar on a terminal).
@@ -387,6 +443,7 @@ pub enum SubscriberCommand {
     /// Show a subscriber with every subscription and its consent evidence.
     #[command(after_help = "Example:\n  tidings subscriber show ana@example.com")]
     Show {
+        /// The subscriber's email address (compared case-insensitively).
         email: String,
         /// Print JSON.
         #[arg(long)]
@@ -396,6 +453,7 @@ pub enum SubscriberCommand {
     /// Remove a subscriber (from one list with --list). They may be added again later; see `erase` for GDPR.
     #[command(after_help = "Example:\n  tidings subscriber remove ana@example.com")]
     Remove {
+        /// The subscriber's email address (compared case-insensitively).
         email: String,
         /// Remove only the subscription to this list.
         #[arg(long)]
@@ -419,13 +477,68 @@ pub enum SubscriberCommand {
     /// Erase a subscriber for good (GDPR): delete their personal data and keep only a hash of the address on
     /// the suppression list, so they are never mailed again.
     #[command(after_help = "Example:\n  tidings subscriber erase ana@example.com")]
-    Erase { email: String },
+    Erase {
+        /// The subscriber's email address (compared case-insensitively).
+        email: String,
+    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+
+    /// Every argument of `command` and of its subcommands, as `path: argument`, that has no help text.
+    fn undocumented(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none_or(|help| help.to_string().trim().is_empty()) {
+                found.push(format!("{path}: {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn the_top_level_help_wraps_only_where_the_terminal_ends() {
+        let sentence = "Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) \
+                        layers a file over it, and TIDINGS_SECTION__KEY environment variables override both.";
+        let wide = Cli::command().term_width(1_000).render_long_help().to_string();
+        assert!(wide.lines().any(|line| line == sentence), "{wide}");
+        let narrow = Cli::command().term_width(80).render_long_help().to_string();
+        let paragraph: Vec<&str> = narrow.lines().skip_while(|line| !line.starts_with("Configuration:")).collect();
+        let (last, wrapped) = paragraph.split_last().expect("the paragraph");
+        assert!(wrapped.iter().all(|line| line.len() > 60), "a line broken by hand: {paragraph:#?}");
+        assert!(last.ends_with("override both."), "{paragraph:#?}");
+    }
+
+    #[test]
+    fn every_argument_of_every_command_has_a_description() {
+        let mut found = Vec::new();
+        undocumented(&Cli::command(), "tidings", &mut found);
+        assert!(found.is_empty(), "arguments without help: {found:?}");
+    }
+
+    #[test]
+    fn start_suggests_serve_and_other_typos_keep_clap_s_suggestion() {
+        let args = |words: &[&str]| words.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for words in [&["tidings", "start"][..], &["tidings", "--config", "x.toml", "start"]] {
+            let error = Cli::try_parse_from(args(words)).unwrap_err();
+            let rendered = suggest(error, &args(words)).render().to_string();
+            assert!(rendered.contains("unrecognized subcommand 'start'"), "{rendered}");
+            assert!(rendered.contains("similar subcommand exists: 'serve'"), "{rendered}");
+        }
+        let words = ["tidings", "issue", "start"];
+        let error = Cli::try_parse_from(args(&words)).unwrap_err();
+        assert!(!suggest(error, &args(&words)).render().to_string().contains("'serve'"));
+        let words = ["tidings", "stat"];
+        let error = Cli::try_parse_from(args(&words)).unwrap_err();
+        assert!(suggest(error, &args(&words)).render().to_string().contains("'stats'"));
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {

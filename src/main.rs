@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tidings::cli::Cli;
 use tidings::{admin, configuration, telemetry};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let settings = match configuration::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -26,9 +25,20 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match runtime.block_on(admin::run(cli.command, settings, &mut stdout)) {
         Ok(code) => code,
+        // A reader that stopped reading (`tidings issue preview 122 | head -n 1`) ends the command quietly, as
+        // it does other Unix tools.
+        Err(e) if closed_output(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tidings: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone (EPIPE).
+fn closed_output(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

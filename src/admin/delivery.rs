@@ -13,8 +13,10 @@ use serde_json::json;
 
 use super::issue::{find, load_compiled};
 use super::{AdminContext, format_millis};
+use crate::clock::{from_millis, to_millis};
 use crate::domain::{
-    LinkBuilder, LinkKeys, ReturnPathFor, SubscriberEmail, check_time_zone, earliest_instant, resolve_local_time,
+    ForPeople, LinkBuilder, LinkKeys, ReturnPathFor, SubscriberEmail, check_time_zone, earliest_instant,
+    resolve_local_time,
 };
 use crate::mailer::{self, BounceTrace, Outgoing, SendOutcome};
 use crate::render::Recipient;
@@ -141,38 +143,67 @@ struct Progress {
     counts: DeliveryCounts,
     /// Messages sent in the last minute.
     per_minute: i64,
+    /// For a local-time send: the next time zone still to reach its hour, and when it does.
+    next_zone: Option<(String, Timestamp)>,
+    now: Timestamp,
 }
 
 async fn progress(context: &AdminContext, issue: &IssueRow, now: Timestamp) -> anyhow::Result<Progress> {
     let issue = context.store.issue_by_id(issue.id).await?.unwrap_or_else(|| issue.clone());
-    let counts = context.store.delivery_counts(issue.id).await?;
+    let counts = context.store.delivery_counts(issue.id).await?.for_issue(&issue.status);
     let minute_ago = now.saturating_sub(SignedDuration::from_mins(1)).unwrap_or(now);
     let per_minute = context.store.sent_since(issue.id, minute_ago).await?;
-    Ok(Progress { issue, counts, per_minute })
+    let next_zone = match issue.local_at {
+        Some(_) => context
+            .store
+            .zone_progress(issue.id)
+            .await?
+            .into_iter()
+            .filter(|zone| zone.pending > 0 && zone.first_not_before > to_millis(now))
+            .min_by_key(|zone| zone.first_not_before)
+            .map(|zone| (zone.time_zone, from_millis(zone.first_not_before))),
+        None => None,
+    };
+    Ok(Progress { issue, counts, per_minute, next_zone, now })
 }
 
 impl Progress {
+    /// The time left at the current rate; none while a local-time send waits for a zone to reach its hour (the
+    /// rate then says nothing about when the rest goes), and none once the issue is no longer sending.
     fn eta(&self) -> Option<SignedDuration> {
-        (self.per_minute > 0).then(|| SignedDuration::from_secs(self.counts.pending() * 60 / self.per_minute))
+        let sending = self.active() && self.next_zone.is_none();
+        (sending && self.per_minute > 0)
+            .then(|| SignedDuration::from_secs(self.counts.pending() * 60 / self.per_minute))
     }
 
     fn line(&self) -> String {
         let c = &self.counts;
-        let eta = self.eta().map_or("-".to_owned(), |eta| format!("{eta:#}"));
-        format!(
-            "sent {} of {}, queued {}, sending {}, retrying {}, failed {}, bounced {}, suppressed {}, ambiguous {}; \
-             {}/min, about {eta} left",
+        let counts = format!(
+            "sent {} of {}, {}failed {}, bounced {}, suppressed {}, ambiguous {}",
             c.sent,
             c.total,
-            c.queued,
-            c.sending,
-            c.retry_wait,
+            match self.issue.status.as_str() {
+                "cancelled" => format!("cancelled (never sent) {}, ", c.cancelled),
+                _ => format!("queued {}, sending {}, retrying {}, ", c.queued, c.sending, c.retry_wait),
+            },
             c.failed,
             c.bounced,
             c.suppressed,
             c.ever_ambiguous,
-            self.per_minute
-        )
+        );
+        let pace = match (&self.next_zone, self.eta()) {
+            _ if !self.active() => String::new(),
+            (Some((zone, at)), _) => format!(
+                "; {}/min, the next time zone ({}) starts at {} (in {})",
+                self.per_minute,
+                if zone.is_empty() { "the list's" } else { zone },
+                format_millis(to_millis(*at)),
+                ForPeople(at.duration_since(self.now))
+            ),
+            (None, Some(eta)) => format!("; {}/min, about {} left", self.per_minute, ForPeople(eta)),
+            (None, None) => format!("; {}/min", self.per_minute),
+        };
+        format!("{counts}{pace}")
     }
 
     fn active(&self) -> bool {

@@ -177,8 +177,14 @@ pub async fn show(
                     (Some(n), None) => format!(" issue {n}"),
                     _ => String::new(),
                 };
-                let detail = if slot.detail.is_empty() { String::new() } else { format!(": {}", slot.detail) };
-                writeln!(out, "    {}  {:<8}{issue}{detail}", local.strftime("%a %Y-%m-%d %H:%M %Z"), slot.status)?;
+                // The reason follows the issue, or the status itself when no issue is named ("missed: ...").
+                let what = match (issue.is_empty(), slot.detail.is_empty()) {
+                    (true, true) => slot.status.clone(),
+                    (true, false) => format!("{}: {}", slot.status, slot.detail),
+                    (false, true) => format!("{:<8}{issue}", slot.status),
+                    (false, false) => format!("{:<8}{issue}: {}", slot.status, slot.detail),
+                };
+                writeln!(out, "    {}  {what}", local.strftime("%a %Y-%m-%d %H:%M %Z"))?;
             }
         }
         writeln!(out, "  coming slots")?;
@@ -187,7 +193,10 @@ pub async fn show(
             let what = match &slot.issue {
                 Some(issue) => format!("issue {}: {}", issue.number, issue.subject),
                 None if admin => {
-                    format!("nothing queued: nothing will be sent (the admin is told {:#} before)", notice_before)
+                    format!(
+                        "nothing queued: nothing will be sent (the admin is told {} before)",
+                        crate::domain::ForPeople(notice_before)
+                    )
                 }
                 None => "nothing queued: nothing will be sent (set admin.email to be told ahead)".to_owned(),
             };

@@ -69,7 +69,8 @@ pub async fn report(
 async fn load(context: &AdminContext, list: &ListRow, issue: &IssueRow) -> anyhow::Result<IssueReport> {
     let origin = issue.started_at.unwrap_or(issue.created_at);
     let span = context.store.delivered_span(issue.id).await?.map_or(0, |(_, last)| (last - origin).max(0));
-    let detail = context.store.issue_detail(issue.id, origin, stats::delivery_bucket_width(span)).await?;
+    let mut detail = context.store.issue_detail(issue.id, origin, stats::delivery_bucket_width(span)).await?;
+    detail.deliveries = std::mem::take(&mut detail.deliveries).for_issue(&issue.status);
     Ok(IssueReport {
         list_slug: list.slug.clone(),
         list_name: list.name.clone(),

@@ -36,6 +36,13 @@ pub async fn run(context: &AdminContext, command: SubscriberCommand, out: &mut d
                 summary.rejected,
                 summary.suppressed
             )?;
+            if summary.opted_out > 0 {
+                writeln!(
+                    out,
+                    "{} subscriptions ended: the file says these people unsubscribed, bounced or complained",
+                    summary.opted_out
+                )?;
+            }
             if summary.rejected > 0 {
                 eprintln!(
                     "tidings: {} rows were refused (see the lines above); the other rows were imported",
@@ -316,7 +323,8 @@ async fn export(
         None => Box::new(&mut *out),
     };
     let mut writer = csv::Writer::from_writer(sink);
-    let mut header = vec!["email", "name", "tz", "list", "status", "source", "created_at", "consent_at"];
+    let mut header = vec!["email", "name", "tz"];
+    header.extend(super::import::RESERVED_COLUMNS);
     header.extend(keys.iter().map(String::as_str));
     writer.write_record(&header)?;
     let mut written: u64 = 0;
@@ -336,6 +344,11 @@ async fn export(
                 row.source.clone(),
                 format_millis(row.created_at),
                 row.consent_at.map(format_millis).unwrap_or_default(),
+                row.request_ip.clone().unwrap_or_default(),
+                row.request_user_agent.clone().unwrap_or_default(),
+                row.confirm_ip.clone().unwrap_or_default(),
+                row.confirm_user_agent.clone().unwrap_or_default(),
+                row.unsubscribed_at.map(format_millis).unwrap_or_default(),
             ];
             record.extend(keys.iter().map(|k| attributes[k].as_str().unwrap_or_default().to_owned()));
             writer.write_record(&record)?;

@@ -74,6 +74,8 @@ pub fn load_layers(file: Option<(&Path, &str)>, env: &HashMap<String, String>) -
     if settings.is_empty() {
         return check(builder, "the configuration", |key| key.to_owned());
     }
+    let variables: Vec<(String, String)> =
+        settings.keys().filter_map(|name| Some((env_key(name)?, name.clone()))).collect();
     builder = builder.add_source(
         Environment::with_prefix("TIDINGS")
             .prefix_separator("_")
@@ -81,7 +83,14 @@ pub fn load_layers(file: Option<(&Path, &str)>, env: &HashMap<String, String>) -
             .try_parsing(true)
             .source(Some(settings)),
     );
-    check(builder, "the environment", |key| format!("{key} (variable {})", env_name(key)))
+    check(builder, "the environment", |key| {
+        // serde stops at the first unknown level (`nope` for `TIDINGS_NOPE__X`): name the variable's whole key.
+        let found = variables.iter().filter(|(full, _)| full == key || full.starts_with(&format!("{key}."))).min();
+        match found {
+            Some((full, name)) => format!("{full} (variable {name})"),
+            None => format!("{key} (variable {})", env_name(key)),
+        }
+    })
 }
 
 /// Builds and deserializes the layers so far; an error names `layer` and the key as `show_key` spells it.
@@ -91,23 +100,52 @@ fn check(
     show_key: impl Fn(&str) -> String,
 ) -> Result<Settings, ConfigError> {
     let config = builder.build().map_err(|e| ConfigError(format!("{layer}: {}", one_line(&e.to_string()))))?;
-    serde_path_to_error::deserialize::<_, Settings>(config).map_err(|e| {
+    serde_path_to_error::deserialize::<_, Settings>(config.clone()).map_err(|e| {
         let path = e.path().to_string();
         let inner = one_line(&e.inner().to_string());
         // An unknown key is reported by serde at its parent; name the key itself.
         let (key, reason) = match unknown_field(&inner) {
-            Some(field) if path == "." || path.is_empty() => (field.to_owned(), format!("unknown key ({inner})")),
-            Some(field) => (format!("{path}.{field}"), format!("unknown key ({inner})")),
+            Some(field) => (unknown_key(&path, field), format!("unknown key ({inner})")),
+            None if inner.contains(JIFF_DURATION_ERROR) => {
+                let value = config.get_string(&path).unwrap_or_default();
+                (path, format!("`{value}` is not a duration: {DURATION_UNITS}"))
+            }
             None => (path, inner),
         };
         ConfigError(format!("{layer}: {}: {reason}", show_key(&key)))
     })
 }
 
+/// How jiff's errors for a duration it cannot parse begin; they end with advice for programmers ("try parsing
+/// into a jiff::Span"), which is replaced by [`DURATION_UNITS`].
+const JIFF_DURATION_ERROR: &str = "duration format";
+
+/// What a duration setting accepts (jiff's "friendly" format, units up to hours, or ISO 8601).
+const DURATION_UNITS: &str = "write a number and a unit from milliseconds to hours, like \"500ms\", \"30s\", \"15m\", \
+                              \"2h\" or \"1h 30m\" (days and weeks are not accepted: write \"48h\")";
+
 /// The field name in serde's "unknown field `x`, expected ..." message.
 fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split_once('`').map(|(field, _)| field)
+}
+
+/// The dotted key of an unknown `field` that serde reported at `path`: the path may stop at the parent
+/// (`smtp`) or already name the field (`smtp.hots`), depending on where the deserializer noticed it.
+fn unknown_key(path: &str, field: &str) -> String {
+    if path == "." || path.is_empty() {
+        return field.to_owned();
+    }
+    if path == field || path.ends_with(&format!(".{field}")) {
+        return path.to_owned();
+    }
+    format!("{path}.{field}")
+}
+
+/// `TIDINGS_SMTP__PORT` -> `smtp.port`, as the `config` crate reads the variable; `None` for other names.
+fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    Some(rest.split("__").map(str::to_lowercase).collect::<Vec<_>>().join("."))
 }
 
 /// `smtp.port` -> `TIDINGS_SMTP__PORT`.
@@ -170,21 +208,65 @@ mod tests {
         assert_eq!((settings.smtp.host.as_str(), settings.smtp.port), ("relay.example.com", 465));
     }
 
+    /// serde's list of the `[smtp]` keys, as it ends every unknown-key message about that section.
+    const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, \
+                             `pool_size`, `connect_timeout`, `command_timeout` for key `smtp`";
+
     #[test]
-    fn an_unknown_key_in_a_file_names_the_key_and_the_file() {
+    fn an_unknown_key_in_a_file_names_the_key_once_and_the_file() {
         let file = config_file("[smtp]\nhots = \"x\"\n");
         let err = load_layers(Some((file.path(), "--config")), &HashMap::new()).unwrap_err().to_string();
-        assert!(err.contains("smtp.hots") && err.contains("unknown key"), "{err}");
-        assert!(err.contains(&file.path().display().to_string()) && err.contains("--config"), "{err}");
-        assert!(!err.contains('\n'));
+        let layer = format!("config file {} (from --config)", file.path().display());
+        assert_eq!(err, format!("{layer}: smtp.hots: unknown key (unknown field `hots`, {SMTP_KEYS})"));
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_environment_names_the_key_and_the_variable_that_exists() {
+        let err = load_layers(None, &env(&[("TIDINGS_SMTP__HOTS", "x")])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "the environment: smtp.hots (variable TIDINGS_SMTP__HOTS): unknown key (unknown field `hots`, \
+                 {SMTP_KEYS})"
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_section_in_the_environment_names_the_whole_key_and_its_variable() {
+        let err = load_layers(None, &env(&[("TIDINGS_NOPE__X", "1")])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the environment: nope.x (variable TIDINGS_NOPE__X): unknown key (unknown field `nope`, expected one \
+             of `default_list`, `database`, `transport`, `outbox`, `smtp`, `delivery`, `http`, `sender`, `links`, \
+             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `lists`)"
+        );
     }
 
     #[test]
     fn a_wrong_type_in_the_environment_names_the_variable() {
         let err = load_layers(None, &env(&[("TIDINGS_SMTP__PORT", "many")])).unwrap_err().to_string();
-        assert!(err.contains("the environment") && err.contains("TIDINGS_SMTP__PORT"), "{err}");
-        let err = load_layers(None, &env(&[("TIDINGS_SMTP__HOTS", "x")])).unwrap_err().to_string();
-        assert!(err.contains("TIDINGS_SMTP__HOTS") && err.contains("unknown key"), "{err}");
+        assert_eq!(
+            err,
+            "the environment: smtp.port (variable TIDINGS_SMTP__PORT): invalid type: string \"many\", expected an \
+             integer for key `smtp.port` in the environment"
+        );
+    }
+
+    #[test]
+    fn a_duration_in_days_or_without_a_unit_says_which_units_are_accepted() {
+        let file = config_file("[delivery]\nmax_age = \"2d\"\n");
+        let err = load_layers(Some((file.path(), "--config")), &HashMap::new()).unwrap_err().to_string();
+        assert!(err.ends_with(&format!("delivery.max_age: `2d` is not a duration: {DURATION_UNITS}")), "{err}");
+        assert!(!err.contains("jiff"), "{err}");
+        let err = load_layers(None, &env(&[("TIDINGS_DELIVERY__LEASE", "fast")])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "the environment: delivery.lease (variable TIDINGS_DELIVERY__LEASE): `fast` is not a duration: \
+                     {DURATION_UNITS}"
+            )
+        );
     }
 
     #[test]

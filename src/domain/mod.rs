@@ -6,6 +6,7 @@
 
 mod cadence;
 mod digest;
+mod duration;
 mod issue_number;
 mod links;
 mod list;
@@ -20,6 +21,7 @@ pub use cadence::{
     resolve as resolve_local_time,
 };
 pub use digest::sha256_hex;
+pub use duration::ForPeople;
 pub use issue_number::{IssueNumber, IssueNumberError};
 pub use links::{CONFIRM_PATH, IssueLinks, LinkBuilder, OPEN_PATH, RATE_PATH, UNSUBSCRIBE_PATH, VIEW_PATH};
 pub use list::{ListSlug, ListSpec};

@@ -1,8 +1,10 @@
 //! `SubscriberEmail`: an email address parsed once, in the one form the store keys on.
 //!
 //! Built on lettre's `Address` so that what we accept is exactly what the mailer can send to. The domain is
-//! compared case-insensitively (it is stored lowercased, international domains in their Unicode form) while the
-//! local part keeps its case, as RFC 5321 says it may be significant.
+//! stored lowercased (international domains in their Unicode form). The local part keeps the case it was given,
+//! but addresses are compared case-insensitively on the whole address through [`SubscriberEmail::normalised`]:
+//! RFC 5321 allows a case-sensitive mailbox, yet virtually every provider ignores case, and one person must not
+//! become two subscribers (and get every issue twice) because a list spelled them `Ana@` and `ana@`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,9 +37,24 @@ pub enum EmailError {
     Invalid(String),
 }
 
-/// A valid email address in canonical form: trimmed, domain lowercased and in Unicode form.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A valid email address in canonical form: trimmed, domain lowercased and in Unicode form. Two addresses are
+/// equal when their [`normalised`](SubscriberEmail::normalised) forms are.
+#[derive(Clone)]
 pub struct SubscriberEmail(Address);
+
+impl PartialEq for SubscriberEmail {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalised() == other.normalised()
+    }
+}
+
+impl Eq for SubscriberEmail {}
+
+impl std::hash::Hash for SubscriberEmail {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.normalised().hash(state);
+    }
+}
 
 impl SubscriberEmail {
     /// Parses user input: surrounding whitespace is ignored, anything else invalid is refused with the reason.
@@ -85,8 +102,17 @@ impl SubscriberEmail {
         self.0.domain()
     }
 
+    /// The form addresses are compared and looked up by (`subscribers.email_normalised`): the whole address
+    /// with ASCII letters lowercased (the domain already is). Only ASCII is folded, exactly as SQL's `lower()`
+    /// in SQLite does, so the migration that filled the column for existing rows computed the same value.
+    pub fn normalised(&self) -> String {
+        self.as_str().to_ascii_lowercase()
+    }
+
     /// A one-way digest of the address for the suppression list, which must outlive the address itself
     /// (erasure keeps it). The whole address is lowercased first, so a suppressed `Ana@x` also stops `ana@x`.
+    /// This is the digest of the [`normalised`](Self::normalised) form for every ASCII address; it lowercases
+    /// Unicode too, as it always has, so every hash stored before stays valid.
     pub fn suppression_hash(&self) -> String {
         super::sha256_hex(&[b"tidings-suppression-v1:", self.as_str().to_lowercase().as_bytes()])
     }
@@ -150,13 +176,29 @@ mod tests {
     }
 
     #[test]
-    fn the_domain_is_compared_case_insensitively_and_the_mailbox_is_not() {
+    fn the_whole_address_is_compared_case_insensitively_and_kept_as_given() {
         let a = SubscriberEmail::parse("Ana@Example.COM").unwrap();
         let b = SubscriberEmail::parse("Ana@example.com").unwrap();
         let c = SubscriberEmail::parse("ana@example.com").unwrap();
+        let d = SubscriberEmail::parse("anna@example.com").unwrap();
         assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_ne!(a, d);
         assert_eq!(a.as_str(), "Ana@example.com");
-        assert_ne!(a, c);
+        assert_eq!(a.normalised(), "ana@example.com");
+        assert_eq!(SubscriberEmail::parse("GOOD1@BAD.EXAMPLE").unwrap().normalised(), "good1@bad.example");
+    }
+
+    #[test]
+    fn the_suppression_hash_is_the_digest_of_the_normalised_form_as_it_always_was() {
+        // The value stored by every earlier version for this address: a hash computed then still matches.
+        let email = SubscriberEmail::parse("GOOD1@BAD.EXAMPLE").unwrap();
+        let before = crate::domain::sha256_hex(&[b"tidings-suppression-v1:", b"good1@bad.example"]);
+        assert_eq!(email.suppression_hash(), before);
+        assert_eq!(
+            email.suppression_hash(),
+            crate::domain::sha256_hex(&[b"tidings-suppression-v1:", email.normalised().as_bytes()])
+        );
     }
 
     #[test]

@@ -43,6 +43,9 @@ fn subject_detail(enhanced: Option<&str>) -> Option<(u16, u16)> {
     Some((parts.next()??, parts.next()??))
 }
 
+/// "Bad sequence of commands" (RFC 5321 4.2.3): a protocol-state error, at any stage.
+pub(crate) const BAD_SEQUENCE: u16 = 503;
+
 /// Classifies a negative reply (4xx or 5xx) to a command at `stage`.
 pub(crate) fn classify_reply(stage: Stage, code: u16, text: &str) -> SendOutcome {
     let reply = format!("{code} {text}").trim_end().to_owned();
@@ -50,6 +53,15 @@ pub(crate) fn classify_reply(stage: Stage, code: u16, text: &str) -> SendOutcome
     let status = subject_detail(enhanced);
     if code == 421 {
         return SendOutcome::Unavailable { reason: format!("the relay is closing the connection: {reply}") };
+    }
+    if code == BAD_SEQUENCE && !matches!(stage, Stage::Connect | Stage::Hello | Stage::Tls | Stage::Auth) {
+        // The relay and we disagree about where the conversation is (a reply lost or doubled on the way): the
+        // connection is confused, not the sender or this message. `transaction.rs` drops the connection and the
+        // delivery is tried again on a new one.
+        return SendOutcome::Transient {
+            code: Some(code),
+            reply: format!("the relay lost track of the conversation ({}): {reply}", describe(stage)),
+        };
     }
     if code == 530 {
         return SendOutcome::Fatal {
@@ -224,6 +236,14 @@ mod tests {
         assert_eq!(kind(Data, 554, "5.5.1 no valid recipients"), "rejected");
         assert_eq!(kind(Data, 451, "4.3.0 try later"), "transient");
         assert_eq!(kind(Data, 451, "4.4.5 system congestion"), "unavailable");
+    }
+
+    #[test]
+    fn a_bad_sequence_reply_at_any_stage_is_retried_and_never_pauses_the_issue() {
+        for stage in [Mail, Rcpt, Data] {
+            assert_eq!(kind(stage, 503, "5.5.1 bad sequence of commands"), "transient", "{stage:?}");
+        }
+        assert_eq!(classify_reply(Mail, 503, "bad sequence").code(), Some(503));
     }
 
     #[test]

@@ -216,7 +216,12 @@ fn mailbox_name(mailbox: Option<&Mailbox>) -> &str {
 /// needless base64 in From and To (FROM_EXCESS_BASE64). `None` leaves lettre's encoding, which non-ASCII names
 /// need. The name has no control characters (checked), so the quoted string cannot break the header.
 fn quoted_ascii(mailbox: &Mailbox) -> Option<String> {
-    let printable = |name: &&str| !name.trim().is_empty() && name.bytes().all(|b| (0x20..0x7f).contains(&b));
+    // A name holding `=?` could pass for an RFC 2047 encoded word, which many readers decode even inside quotes
+    // (`=?utf-8?q?Eve=0D=0ABcc:...?=` would become a CR LF): lettre then encodes the whole name, so a reader
+    // decodes it back to the literal text.
+    let printable = |name: &&str| {
+        !name.trim().is_empty() && name.bytes().all(|b| (0x20..0x7f).contains(&b)) && !name.contains("=?")
+    };
     let name = mailbox.name.as_deref().filter(printable)?;
     if name.len() > MAX_UNFOLDABLE / 4 {
         return None;
@@ -371,6 +376,22 @@ mod tests {
         let built = build(&outgoing, None).unwrap();
         let shown = format!("{outgoing:?} {built:?}");
         assert!(!shown.contains("ana@") && !shown.contains("Ana") && !shown.contains("tok"), "{shown}");
+    }
+
+    #[test]
+    fn a_name_that_looks_like_an_encoded_word_reaches_the_reader_as_its_literal_text() {
+        let (from, to) = ("digest@example.com".parse().unwrap(), SubscriberEmail::parse("eve@b.example").unwrap());
+        for name in ["=?utf-8?q?Eve=0D=0ABcc:_x@evil.example?=", "Eve =?UTF-8?B?DQpCY2M6IHhAZXZpbC5leGFtcGxl?="] {
+            let built = build(&Outgoing { to_name: name, ..sample(&from, &to) }, None).unwrap();
+            let parsed = mail_parser::MessageParser::default().parse(&built.bytes).unwrap();
+            let to = parsed.to().and_then(|to| to.first()).unwrap();
+            assert_eq!(to.name(), Some(name));
+            assert_eq!(to.address(), Some("eve@b.example"));
+            assert!(parsed.bcc().is_none(), "a Bcc header was smuggled in");
+            let raw = String::from_utf8(built.bytes).unwrap();
+            let header = raw.lines().find(|line| line.starts_with("To: ")).unwrap();
+            assert!(!header.contains("=?utf-8?q?Eve"), "{header}");
+        }
     }
 
     #[test]

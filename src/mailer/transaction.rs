@@ -15,11 +15,12 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter, ServerInfo};
 use lettre::transport::smtp::response::Response;
 
-use super::classify::{Stage, classify_failure, classify_reply};
+use super::classify::{BAD_SEQUENCE, Stage, classify_failure, classify_reply};
 use super::{BuiltMessage, SendOutcome};
 
 /// A failed step: its outcome, and whether the server answered it with the connection still in step (any
-/// reply but 421), so that the conversation can go on.
+/// reply but 421, and 503 "bad sequence of commands", after which the connection is confused), so that the
+/// conversation can go on.
 pub(crate) struct Failed {
     pub outcome: SendOutcome,
     pub replied: bool,
@@ -46,7 +47,7 @@ fn failed(stage: Stage, error: &lettre::transport::smtp::Error) -> Failed {
             let code = u16::from(code);
             // lettre keeps the reply's text as the error's source.
             let text = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
-            Failed { outcome: classify_reply(stage, code, &text), replied: code != 421 }
+            Failed { outcome: classify_reply(stage, code, &text), replied: code != 421 && code != BAD_SEQUENCE }
         }
         None => Failed { outcome: classify_failure(stage, &error.to_string()), replied: false },
     }

@@ -131,6 +131,7 @@ pub fn summary_json(summary: &IssueSummary) -> Value {
         "bounced": c.bounced,
         "suppressed": c.suppressed,
         "pending": c.pending(),
+        "cancelled": c.cancelled,
         "ambiguous": c.ever_ambiguous,
         "delivery_rate": delivery_rate(c).map(|rate| round(rate, 4)),
         "unsubscribed_via_issue": summary.unsubscribed,

@@ -106,6 +106,8 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         figures,
         ambiguous => thousands(c.ever_ambiguous),
         pending => thousands(c.pending()),
+        cancelled => thousands(c.cancelled),
+        is_cancelled => c.cancelled > 0,
         suppressed => thousands(c.suppressed),
         delivered_chart => Value::from_safe_string(delivered_chart),
         delivered_minutes => delivered.width / MINUTE,

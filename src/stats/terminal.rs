@@ -95,16 +95,26 @@ pub fn detail_text(report: &IssueReport) -> String {
     }
     let _ =
         writeln!(out, "  {:<24} {:>9}  (left or suppressed before it went out)", "suppressed", thousands(c.suppressed));
-    let _ = writeln!(
-        out,
-        "  {:<24} {:>9}  (queued {}, sending {}, waiting to retry {}, ambiguous {})",
-        "not settled yet",
-        thousands(c.pending()),
-        c.queued,
-        c.sending,
-        c.retry_wait,
-        c.ambiguous
-    );
+    if c.cancelled > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>9}  (the issue was cancelled before they went out)",
+            "cancelled, never sent",
+            thousands(c.cancelled)
+        );
+    }
+    if report.status != "cancelled" || c.pending() > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>9}  (queued {}, sending {}, waiting to retry {}, ambiguous {})",
+            "not settled yet",
+            thousands(c.pending()),
+            c.queued,
+            c.sending,
+            c.retry_wait,
+            c.ambiguous
+        );
+    }
     let _ = writeln!(
         out,
         "  {:<24} {:>9}  (an attempt's outcome was unknown: possibly received twice)",

@@ -79,6 +79,9 @@ pub struct DeliveryCounts {
     pub bounced: i64,
     pub suppressed: i64,
     pub ambiguous: i64,
+    /// Deliveries of a cancelled issue that never went out (they were queued, claimed or waiting to retry when
+    /// it was cancelled): they never will.
+    pub cancelled: i64,
     /// Deliveries (in any status) of which one attempt had an unknown outcome: possibly received twice.
     pub ever_ambiguous: i64,
     pub total: i64,
@@ -88,6 +91,16 @@ impl DeliveryCounts {
     /// Deliveries not yet settled.
     pub fn pending(&self) -> i64 {
         self.queued + self.sending + self.retry_wait + self.ambiguous
+    }
+
+    /// The counts as people should read them for an issue in `issue_status`: a cancelled issue's unsent
+    /// deliveries are not waiting for anything, they are cancelled. Every view of the counts goes through here.
+    pub fn for_issue(mut self, issue_status: &str) -> Self {
+        if issue_status == "cancelled" {
+            self.cancelled += self.queued + self.sending + self.retry_wait;
+            (self.queued, self.sending, self.retry_wait) = (0, 0, 0);
+        }
+        self
     }
 }
 

@@ -6,7 +6,10 @@
 //! the file, so encoding overlaps the database's work.
 //!
 //! Importing the same rows again changes nothing: existing subscribers are not modified and existing
-//! subscriptions keep their status (an unsubscribed person is never signed up again by an import).
+//! subscriptions keep their status (an unsubscribed person is never signed up again by an import). A file
+//! written by `subscriber export` carries each subscription's status and consent evidence ([`Standing`]): a new
+//! subscription keeps them, and an opt-out in the file (unsubscribed, bounced, complained) is applied to an
+//! active or pending subscription; nothing in a file ever makes a subscription active again.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +19,7 @@ use serde_json::json;
 
 use super::{Backend, Store, on_pool};
 use crate::clock::to_millis;
-use crate::domain::{SubscriberEmail, SubscriberName, SuppressionReason};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriptionStatus, SuppressionReason};
 
 /// One valid row of an import file.
 #[derive(Debug, Clone)]
@@ -29,42 +32,87 @@ pub struct ImportRow {
     pub attributes: String,
     /// An IANA zone name, already checked.
     pub time_zone: Option<String>,
+    /// The subscription's status and consent evidence, when the file gives them (an export does).
+    pub standing: Standing,
+}
+
+/// What a file says about a subscription, in the columns `subscriber export` writes. All empty for a plain
+/// list of addresses: the subscription is then active, with the import as its source and time.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub status: Option<SubscriptionStatus>,
+    pub source: Option<ConsentSource>,
+    /// When the subscriber was first added (milliseconds since the epoch).
+    pub created_at: Option<i64>,
+    /// When consent was given; kept as it is (even empty) when the file gives a status.
+    pub consent_at: Option<i64>,
+    pub request_ip: Option<String>,
+    pub request_user_agent: Option<String>,
+    pub confirm_ip: Option<String>,
+    pub confirm_user_agent: Option<String>,
+    pub unsubscribed_at: Option<i64>,
 }
 
 /// Rows ready to write: repeated addresses within the batch removed, the rest encoded for the database.
 #[derive(Debug, Clone)]
 pub struct ImportBatch {
-    /// `[line, email, name, attributes, time zone, suppression hash]` per row, as a JSON array.
+    /// `[line, email, name, attributes, time zone, suppression hash, normalised email, status, source,
+    /// created_at, consent_at, request_ip, request_user_agent, confirm_ip, confirm_user_agent, unsubscribed_at]`
+    /// per row, as a JSON array.
     rows_json: String,
+    /// No row carries a status or evidence: every new subscription is a plain active one.
+    plain: bool,
     /// Line and address of each encoded row, in order.
     rows: Vec<(u64, String)>,
     /// Lines that repeat an address of an earlier row of the same batch.
     repeated: Vec<u64>,
 }
 
+/// IP addresses and user agents are personal data: Debug output shows only the status and source.
+impl std::fmt::Debug for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Standing").field("status", &self.status).field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
 impl ImportBatch {
     /// Encodes `rows`; pure computation, meant for the thread that reads the file.
     pub fn new(rows: Vec<ImportRow>) -> Self {
-        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
         let mut repeated = Vec::new();
         let mut encoded = Vec::with_capacity(rows.len());
         let mut kept = Vec::with_capacity(rows.len());
+        let mut plain = true;
         for row in &rows {
-            if !seen.insert(row.email.as_str()) {
+            let normalised = row.email.normalised();
+            if seen.contains(&normalised) {
                 repeated.push(row.line);
                 continue;
             }
+            let s = &row.standing;
+            plain &= *s == Standing::default();
             encoded.push(json!([
                 row.line,
                 row.email.as_str(),
                 row.name.as_str(),
                 row.attributes,
                 row.time_zone,
-                row.email.suppression_hash()
+                row.email.suppression_hash(),
+                normalised,
+                s.status.map(SubscriptionStatus::as_str),
+                s.source.map(ConsentSource::as_str),
+                s.created_at,
+                s.consent_at,
+                s.request_ip,
+                s.request_user_agent,
+                s.confirm_ip,
+                s.confirm_user_agent,
+                s.unsubscribed_at,
             ]));
             kept.push((row.line, row.email.as_str().to_owned()));
+            seen.insert(normalised);
         }
-        Self { rows_json: serde_json::Value::Array(encoded).to_string(), rows: kept, repeated }
+        Self { rows_json: serde_json::Value::Array(encoded).to_string(), plain, rows: kept, repeated }
     }
 
     /// Rows in the batch, repeated ones included.
@@ -98,6 +146,8 @@ pub struct ImportBatchOutcome {
     pub duplicates: Vec<u64>,
     /// Rows whose address is on the suppression list.
     pub suppressed: Vec<(u64, SuppressionReason)>,
+    /// Active or pending subscriptions that the file's status (unsubscribed, bounced, complained) ended.
+    pub opted_out: u64,
 }
 
 /// The table-valued function that unpacks a bound JSON array into rows with a `value` column.
@@ -143,19 +193,34 @@ impl Store {
             "SELECT CAST(j.value ->> 0 AS BIGINT), s.reason FROM {from} JOIN suppressions s ON s.email_hash = j.value ->> 5"
         );
         let insert_sql = format!(
-            "INSERT INTO subscribers (email, name, attributes, time_zone, created_at, updated_at) \
-             SELECT j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, $2, $2 FROM {from} WHERE true \
-             ON CONFLICT (email) DO NOTHING"
+            "INSERT INTO subscribers (email, email_normalised, name, attributes, time_zone, created_at, updated_at) \
+             SELECT j.value ->> 1, j.value ->> 6, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+             COALESCE(CAST(j.value ->> 9 AS BIGINT), $2), $2 FROM {from} WHERE true \
+             ON CONFLICT (email_normalised) DO NOTHING"
         );
         // Rows whose subscriber was created by an earlier batch of this import: a repeated address.
         let repeated_sql = format!(
-            "SELECT CAST(j.value ->> 0 AS BIGINT) FROM {from} JOIN subscribers s ON s.email = j.value ->> 1 \
+            "SELECT CAST(j.value ->> 0 AS BIGINT) FROM {from} JOIN subscribers s ON s.email_normalised = j.value ->> 6 \
              WHERE s.id > $2 AND s.id <= $3"
         );
+        // A row without a status is a plain list's: active, consent at the import. A row with one keeps its
+        // status and evidence, consent time included (even when the file has none).
         let subscribe_sql = format!(
-            "INSERT INTO subscriptions (list_id, subscriber_id, status, source, created_at, updated_at, consent_at) \
-             SELECT $2, s.id, 'active', 'import', $3, $3, $3 FROM {from} JOIN subscribers s ON s.email = j.value ->> 1 \
+            "INSERT INTO subscriptions (list_id, subscriber_id, status, source, created_at, updated_at, consent_at, \
+             request_ip, request_user_agent, confirm_ip, confirm_user_agent, unsubscribed_at) \
+             SELECT $2, s.id, COALESCE(j.value ->> 7, 'active'), COALESCE(j.value ->> 8, 'import'), $3, $3, \
+             CASE WHEN j.value ->> 7 IS NULL THEN $3 ELSE CAST(j.value ->> 10 AS BIGINT) END, \
+             j.value ->> 11, j.value ->> 12, j.value ->> 13, j.value ->> 14, CAST(j.value ->> 15 AS BIGINT) \
+             FROM {from} JOIN subscribers s ON s.email_normalised = j.value ->> 6 \
              WHERE true ON CONFLICT (list_id, subscriber_id) DO NOTHING"
+        );
+        // An opt-out in the file reaches a subscription that is still active or pending here; never the reverse.
+        let opt_out_sql = format!(
+            "UPDATE subscriptions SET status = j.value ->> 7, updated_at = $3, \
+             unsubscribed_at = COALESCE(CAST(j.value ->> 15 AS BIGINT), $3) \
+             FROM {from} JOIN subscribers s ON s.email_normalised = j.value ->> 6 \
+             WHERE subscriptions.list_id = $2 AND subscriptions.subscriber_id = s.id \
+             AND subscriptions.status IN ('pending', 'active') AND j.value ->> 7 IN ('unsubscribed', 'bounced', 'complained')"
         );
         // SQLite's fast path when every row was a new subscriber: they are exactly the ids after the batch began
         // (the transaction holds the write lock), so no address needs looking up.
@@ -227,8 +292,17 @@ impl Store {
                     outcome.duplicates.extend(repeated.into_iter().map(|(line,)| line as u64));
                 }
 
-                // 4. Subscriptions; existing ones keep their status.
-                let added = if sqlite && inserted == candidates {
+                // 4. Subscriptions; existing ones keep their status, unless the file says the person left.
+                if !batch.plain {
+                    outcome.opted_out = sqlx::query(sqlx::AssertSqlSafe(opt_out_sql))
+                        .bind(rows_json.as_str())
+                        .bind(list_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                let added = if sqlite && batch.plain && inserted == candidates {
                     sqlx::query(subscribe_new_sql).bind(list_id).bind(batch_start).bind(now).execute(&mut *tx).await?
                 } else {
                     sqlx::query(sqlx::AssertSqlSafe(subscribe_sql)).bind(rows_json.as_str()).bind(list_id).bind(now).execute(&mut *tx).await?

@@ -12,6 +12,7 @@ mod import;
 mod issues;
 mod lists;
 mod outbox;
+mod pace;
 mod relay;
 mod stats;
 mod subscribers;
@@ -31,11 +32,11 @@ pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
 pub use deliveries::{
     AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, EligibilityQuestion, Settlement,
 };
-pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
+pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession, Standing};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
-pub use relay::{OpenCircuit, RateLimits};
+pub use relay::{OpenCircuit, RateLimits, Reservation};
 pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, ReportCounts, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use suppressions::{ReportFilter, ReportRates, SuppressionRow};
@@ -96,7 +97,8 @@ impl Store {
     }
 
     /// Connects without migrating. SQLite runs in WAL mode with foreign keys on and full durability: a committed
-    /// transition survives a crash or a power cut.
+    /// transition survives a crash or a power cut. `secure_delete` overwrites deleted content with zeros, so an
+    /// erased subscriber's address, name and attributes do not linger in free space.
     pub async fn connect(options: &StoreOptions) -> anyhow::Result<Store> {
         let url = options.url.as_str();
         let shown = redact_url(url);
@@ -107,6 +109,7 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                .pragma("secure_delete", "ON")
                 .busy_timeout(options.busy_timeout);
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))

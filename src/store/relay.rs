@@ -1,9 +1,11 @@
-//! What all daemons on one database share about a relay: its send budget per second, hour and day (kept across
-//! restarts), and its circuit breaker. Also the daemons themselves, whose heartbeats keep their leases alive.
+//! What all daemons on one database share about a relay: its send budget per second (a smooth schedule, see
+//! `pace.rs`), hour and day (fixed windows), kept across restarts, and its circuit breaker. Also the daemons
+//! themselves, whose heartbeats keep their leases alive.
 
 use anyhow::Context;
 use jiff::Timestamp;
 
+use super::pace::{Pace, micros_to_millis};
 use super::{Backend, Store, on_pool};
 use crate::clock::{from_millis, to_millis};
 
@@ -16,8 +18,9 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
+    /// The fixed windows: per hour and per day. The per-second limit is a smooth schedule instead.
     fn windows(&self) -> impl Iterator<Item = (&'static str, i64, i64)> {
-        [("second", 1_000, self.per_second), ("hour", 3_600_000, self.per_hour), ("day", 86_400_000, self.per_day)]
+        [("hour", 3_600_000, self.per_hour), ("day", 86_400_000, self.per_day)]
             .into_iter()
             .filter(|(_, _, limit)| *limit > 0)
             .map(|(period, length, limit)| (period, length, i64::from(limit)))
@@ -32,19 +35,30 @@ pub struct OpenCircuit {
     pub reason: String,
 }
 
+/// What [`Store::reserve_sends`] granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Sends that may go now.
+    pub granted: u32,
+    /// When nothing was granted: the earliest a reservation can get a send (the per-second schedule's next
+    /// slot, or the end of a used-up hour or day).
+    pub retry_at: Option<Timestamp>,
+}
+
 impl Store {
-    /// Reserves up to `wanted` sends to `relay` in the current windows; returns how many were granted (0 when a
-    /// window is used up). The count is shared by every daemon and survives restarts.
+    /// Reserves up to `wanted` sends to `relay` now: within the per-second schedule (no sliding second holds
+    /// more than `per_second`) and the hour and day windows. Shared by every daemon, kept across restarts.
     pub async fn reserve_sends(
         &self,
         relay: &str,
         limits: RateLimits,
         wanted: u32,
         now: Timestamp,
-    ) -> anyhow::Result<u32> {
+    ) -> anyhow::Result<Reservation> {
         let windows: Vec<(&str, i64, i64)> = limits.windows().collect();
-        if windows.is_empty() || wanted == 0 {
-            return Ok(wanted);
+        let pace = Pace::new(limits.per_second);
+        if (windows.is_empty() && pace.is_none()) || wanted == 0 {
+            return Ok(Reservation { granted: wanted, retry_at: None });
         }
         let now = to_millis(now);
         let lock = match self.backend() {
@@ -53,11 +67,26 @@ impl Store {
         };
         let used_sql =
             format!("SELECT used FROM relay_usage WHERE relay = $1 AND period = $2 AND window_start = $3 {lock}");
+        let pace_sql = format!("SELECT tat_micros FROM relay_pace WHERE relay = $1 {lock}");
         let result = on_pool!(self, pool => {
             let begin = if self.backend() == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
             let mut connection = pool.acquire().await?;
             let mut tx = sqlx::Connection::begin_with(&mut *connection, begin).await?;
             let mut granted = i64::from(wanted);
+            let mut retry_at = None;
+            // The per-second schedule first: it may grant fewer, and its TAT is written only for what is granted.
+            if let Some(pace) = pace {
+                // The row exists before it is locked, so two daemons starting together cannot both see none.
+                sqlx::query("INSERT INTO relay_pace (relay, tat_micros) VALUES ($1, 0) ON CONFLICT (relay) DO NOTHING")
+                    .bind(relay)
+                    .execute(&mut *tx)
+                    .await?;
+                let tat: Option<(i64,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(pace_sql)).bind(relay).fetch_optional(&mut *tx).await?;
+                let grant = pace.reserve(tat.map(|(tat,)| tat), now, granted);
+                granted = grant.granted;
+                retry_at = (granted == 0).then_some(micros_to_millis(grant.next_at));
+            }
             for (period, length, limit) in &windows {
                 let start = now - now.rem_euclid(*length);
                 sqlx::query("INSERT INTO relay_usage (relay, period, window_start, used) VALUES ($1, $2, $3, 0) \
@@ -73,9 +102,21 @@ impl Store {
                     .bind(start)
                     .fetch_one(&mut *tx)
                     .await?;
+                if used >= *limit && retry_at.is_none() {
+                    retry_at = Some(start + length);
+                }
                 granted = granted.min((limit - used).max(0));
             }
             if granted > 0 {
+                if let Some(pace) = pace {
+                    // The windows may have cut the grant: the schedule counts only what goes.
+                    let tat = pace.tat_after(now, granted);
+                    sqlx::query("UPDATE relay_pace SET tat_micros = $2 WHERE relay = $1")
+                        .bind(relay)
+                        .bind(tat)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for (period, length, _) in &windows {
                     let start = now - now.rem_euclid(*length);
                     sqlx::query("UPDATE relay_usage SET used = used + $4 WHERE relay = $1 AND period = $2 AND window_start = $3")
@@ -94,16 +135,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(granted as u32)
+            Ok::<_, sqlx::Error>(Reservation {
+                granted: granted as u32,
+                retry_at: if granted == 0 { retry_at.map(from_millis) } else { None },
+            })
         });
         result.context("cannot reserve sends in the rate limit")
     }
 
-    /// Gives back reserved sends that were not used, in the windows they were reserved in.
+    /// Gives back `unused` of the `granted` sends reserved at `reserved_at`, in the windows they were reserved
+    /// in, and in the per-second schedule unless another reservation came since (then they are simply lost).
     pub async fn return_sends(
         &self,
         relay: &str,
         limits: RateLimits,
+        granted: u32,
         unused: u32,
         reserved_at: Timestamp,
     ) -> anyhow::Result<()> {
@@ -111,6 +157,16 @@ impl Store {
             return Ok(());
         }
         let at = to_millis(reserved_at);
+        if let Some(pace) = Pace::new(limits.per_second) {
+            let (expected, back) = pace.returned(at, i64::from(granted), i64::from(unused));
+            let sql = "UPDATE relay_pace SET tat_micros = $3 WHERE relay = $1 AND tat_micros = $2";
+            on_pool!(self, pool => sqlx::query(sql)
+                .bind(relay)
+                .bind(expected)
+                .bind(back)
+                .execute(pool)
+                .await.map(|_| ()))?;
+        }
         for (period, length, _) in limits.windows() {
             let start = at - at.rem_euclid(length);
             let sql = "UPDATE relay_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END \

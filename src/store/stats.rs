@@ -221,6 +221,7 @@ impl Store {
             .into_iter()
             .map(|(issue_id, number, subject, status, started_at, finished_at)| {
                 let (tally, flagged_votes) = tallies.get(&issue_id).copied().unwrap_or_default();
+                let deliveries = counts.remove(&issue_id).unwrap_or_default().for_issue(&status);
                 IssueSummary {
                     issue_id,
                     number,
@@ -228,7 +229,7 @@ impl Store {
                     status,
                     started_at,
                     finished_at,
-                    deliveries: counts.remove(&issue_id).unwrap_or_default(),
+                    deliveries,
                     unsubscribed: unsubscribes.get(&issue_id).copied().unwrap_or(0),
                     unique_opens: opens.get(&issue_id).copied().unwrap_or(0),
                     tally,

@@ -23,6 +23,12 @@ pub struct SubscriberRow {
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub consent_at: Option<i64>,
+    /// The rest of the consent evidence, which `export` writes so that an import keeps it.
+    pub request_ip: Option<String>,
+    pub request_user_agent: Option<String>,
+    pub confirm_ip: Option<String>,
+    pub confirm_user_agent: Option<String>,
+    pub unsubscribed_at: Option<i64>,
 }
 
 /// A subscription with its consent evidence, as `subscriber show` shows it.
@@ -106,17 +112,18 @@ impl Store {
                 return Ok(AddOutcome::Suppressed(reason));
             }
             sqlx::query(
-                "INSERT INTO subscribers (email, name, time_zone, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO subscribers (email, email_normalised, name, time_zone, created_at, updated_at) \
+                 VALUES ($1, $5, $2, $3, $4, $4) ON CONFLICT (email_normalised) DO NOTHING",
             )
             .bind(email.as_str())
             .bind(name.as_str())
             .bind(time_zone)
             .bind(now)
+            .bind(email.normalised())
             .execute(&mut *tx)
             .await?;
-            let (subscriber_id,): (i64,) = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")
-                .bind(email.as_str())
+            let (subscriber_id,): (i64,) = sqlx::query_as("SELECT id FROM subscribers WHERE email_normalised = $1")
+                .bind(email.normalised())
                 .fetch_one(&mut *tx)
                 .await?;
             let inserted = sqlx::query(
@@ -156,14 +163,16 @@ impl Store {
         email: &SubscriberEmail,
     ) -> anyhow::Result<Option<(SubscriberRow, Vec<SubscriptionRow>)>> {
         let person = "SELECT s.id, s.email, s.name, s.attributes, s.time_zone, '' AS list, '' AS status, \
-                      '' AS source, s.created_at, NULL AS consent_at FROM subscribers s WHERE s.email = $1";
+                      '' AS source, s.created_at, NULL AS consent_at, NULL AS request_ip, NULL AS request_user_agent, \
+                      NULL AS confirm_ip, NULL AS confirm_user_agent, NULL AS unsubscribed_at \
+                      FROM subscribers s WHERE s.email_normalised = $1";
         let subscriptions = "SELECT l.slug AS list, sub.status, sub.source, sub.created_at, sub.updated_at, \
                              sub.consent_at, sub.request_ip, sub.request_user_agent, sub.confirm_ip, \
                              sub.confirm_user_agent, sub.expires_at, sub.unsubscribed_at \
                              FROM subscriptions sub JOIN lists l ON l.id = sub.list_id \
                              WHERE sub.subscriber_id = $1 ORDER BY l.slug";
         on_pool!(self, pool => {
-            let row: Option<SubscriberRow> = sqlx::query_as(person).bind(email.as_str()).fetch_optional(pool).await?;
+            let row: Option<SubscriberRow> = sqlx::query_as(person).bind(email.normalised()).fetch_optional(pool).await?;
             let Some(row) = row else { return Ok(None) };
             let subs: Vec<SubscriptionRow> = sqlx::query_as(subscriptions).bind(row.id).fetch_all(pool).await?;
             Ok(Some((row, subs)))
@@ -181,7 +190,8 @@ impl Store {
     ) -> anyhow::Result<Vec<SubscriberRow>> {
         let (after_id, after_list) = after.unwrap_or((0, String::new()));
         let sql = "SELECT s.id, s.email, s.name, s.attributes, s.time_zone, l.slug AS list, sub.status, sub.source, \
-             s.created_at, sub.consent_at FROM subscriptions sub \
+             s.created_at, sub.consent_at, sub.request_ip, sub.request_user_agent, sub.confirm_ip, \
+             sub.confirm_user_agent, sub.unsubscribed_at FROM subscriptions sub \
              JOIN subscribers s ON s.id = sub.subscriber_id JOIN lists l ON l.id = sub.list_id \
              WHERE ($1 IS NULL OR sub.list_id = $1) AND ($2 IS NULL OR sub.status = $2) \
              AND (s.id > $3 OR (s.id = $3 AND l.slug > $4)) \
@@ -215,8 +225,8 @@ impl Store {
     ) -> anyhow::Result<Option<u64>> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
-            let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")
-                .bind(email.as_str())
+            let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscribers WHERE email_normalised = $1")
+                .bind(email.normalised())
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some((id,)) = id else { return Ok(None) };
@@ -240,7 +250,7 @@ impl Store {
     pub async fn erase_subscriber(&self, email: &SubscriberEmail, now: Timestamp) -> anyhow::Result<EraseOutcome> {
         let now = to_millis(now);
         let hash = email.suppression_hash();
-        on_pool!(self, pool => {
+        let outcome = on_pool!(self, pool => {
             let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
             sqlx::query(
                 "INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, 'erased', '', $2) \
@@ -250,8 +260,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")
-                .bind(email.as_str())
+            let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM subscribers WHERE email_normalised = $1")
+                .bind(email.normalised())
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some((id,)) = id {
@@ -267,8 +277,19 @@ impl Store {
                 sqlx::query("INSERT INTO events (kind, created_at) VALUES ('erase', $1)").bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(EraseOutcome { erased: id.is_some() })
-        })
+            Ok::<_, anyhow::Error>(EraseOutcome { erased: id.is_some() })
+        })?;
+        // With secure_delete the database file holds zeros where the person was, but the write-ahead log still
+        // holds the pages as they were before: copy it into the database and empty it.
+        // The erasure is committed whatever happens here; a log not emptied now is emptied by a later checkpoint.
+        if let Store::Sqlite(pool) = self {
+            let checkpoint: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await;
+            if !matches!(checkpoint, Ok((0, _, _))) {
+                tracing::warn!("erasure: the write-ahead log could not be emptied now (busy); a later checkpoint will");
+            }
+        }
+        Ok(outcome)
     }
 
     /// Unsubscribes from one list, keeping the record (and the time) as evidence. Returns whether the status

@@ -181,8 +181,8 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE subscribers SET bounce_score = 0, bounce_score_at = NULL WHERE email = $1")
-                    .bind(email.as_str())
+                sqlx::query("UPDATE subscribers SET bounce_score = 0, bounce_score_at = NULL WHERE email_normalised = $1")
+                    .bind(email.normalised())
                     .execute(&mut *tx)
                     .await?;
             }

@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 
 use super::DeliveryContext;
 use crate::clock::from_millis;
-use crate::domain::{Cadence, ReturnPathFor, SlotTime};
+use crate::domain::{Cadence, ForPeople, ReturnPathFor, SlotTime};
 use crate::mailer;
 use crate::store::{ListRow, SlotFill, SlotOutcome};
 
@@ -84,11 +84,13 @@ async fn decide(
     let local_at = cadence.local_time.then(|| slot.local.strftime("%Y-%m-%dT%H:%M:%S").to_string());
     let late_reason = (late > max_late).then(|| {
         format!(
-            "its weekly slot, {} {}, passed at {send_at} while no daemon was running; a daemon found it {late:#} late, \
-             more than delivery.max_late ({max_late:#}). Run `tidings issue resume {{number}}` to send it now, or \
+            "its weekly slot, {} {}, passed at {send_at} while no daemon was running; a daemon found it {} late, \
+             more than delivery.max_late ({}). Run `tidings issue resume {{number}}` to send it now, or \
              `tidings issue cancel {{number}}` to drop it",
             slot.local.strftime("%a %Y-%m-%d %H:%M"),
-            cadence.zone_name
+            cadence.zone_name,
+            ForPeople(late),
+            ForPeople(max_late),
         )
     });
     let fill = SlotFill {
@@ -104,7 +106,7 @@ async fn decide(
             report.filled.push(issue_id);
         }
         SlotOutcome::Waiting { issue_id, number } => {
-            tracing::warn!(list = list.slug, issue = number, slot = %slot.at, late = %format!("{late:#}"),
+            tracing::warn!(list = list.slug, issue = number, slot = %slot.at, late = %ForPeople(late),
                 "the weekly slot was found too late; its issue waits for `issue resume`");
             report.waiting.push(issue_id);
         }
@@ -165,9 +167,9 @@ async fn send_notice(
 ) -> anyhow::Result<()> {
     let when = slot.local.strftime("%A %Y-%m-%d %H:%M").to_string();
     let subject = format!("Nothing is queued for {} on {when}", list.name.replace(['\r', '\n'], " "));
-    let hours = SignedDuration::from_secs(cadence.trigger(slot).duration_since(now).as_secs().max(0));
+    let hours = ForPeople(SignedDuration::from_secs(cadence.trigger(slot).duration_since(now).as_secs().max(0)));
     let text = format!(
-        "The weekly slot of `{slug}` ({describe}) comes on {when} ({at}), in about {hours:#}, and no issue is queued \
+        "The weekly slot of `{slug}` ({describe}) comes on {when} ({at}), in about {hours}, and no issue is queued \
          for it.\n\nQueue one with:\n\n    tidings issue add FILE.md --list {slug}\n    tidings issue queue NUMBER --list {slug}\n\n\
          If nothing is queued by then, nothing is sent and the slot is recorded as missed (`tidings queue`).\n\n\
          -- Tidings\n",

@@ -6,7 +6,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 
 use super::DeliveryContext;
-use crate::domain::sha256_hex;
+use crate::domain::{ForPeople, sha256_hex};
 use crate::store::LocalSchedule;
 
 /// Outbox chunks created per step, so that sending starts while a large outbox is still being written.
@@ -23,9 +23,12 @@ pub(super) async fn start_due_issues(
         let late = now.duration_since(due);
         if late > context.config.max_late {
             let reason = format!(
-                "it was due at {due} but the daemon found it {late:#} late, more than delivery.max_late ({:#}); \
+                "it was due at {due} but the daemon found it {} late, more than delivery.max_late ({}); \
                  run `tidings issue resume {}` to send it now, or `tidings issue cancel {}`",
-                context.config.max_late, issue.number, issue.number
+                ForPeople(late),
+                ForPeople(context.config.max_late),
+                issue.number,
+                issue.number
             );
             if context.store.hold_issue(issue.id, "scheduled", &reason, now).await? {
                 tracing::warn!(issue = issue.number, "a scheduled issue is too late to send without an admin's word");

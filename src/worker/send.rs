@@ -29,15 +29,15 @@ pub(super) async fn send_due(
     if let Some(open) = context.store.open_circuit(&config.relay, now).await? {
         return Ok((0, Some(open.open_until)));
     }
-    let granted = context.store.reserve_sends(&config.relay, config.limits, config.batch_size, now).await?;
+    let reservation = context.store.reserve_sends(&config.relay, config.limits, config.batch_size, now).await?;
+    let granted = reservation.granted;
     if granted == 0 {
-        let next_second = Timestamp::from_millisecond(now.as_millisecond() / 1000 * 1000 + 1000).unwrap_or(now);
-        return Ok((0, Some(next_second)));
+        return Ok((0, Some(reservation.retry_at.unwrap_or(now).max(now))));
     }
     let lease_until = now.saturating_add(config.lease).unwrap_or(now);
     let claimed = context.store.claim_deliveries(&context.daemon_id, granted, now, lease_until).await?;
     let unused = granted.saturating_sub(claimed.len() as u32);
-    context.store.return_sends(&config.relay, config.limits, unused, now).await?;
+    context.store.return_sends(&config.relay, config.limits, granted, unused, now).await?;
     if claimed.is_empty() {
         let next =
             context.store.next_due().await?.unwrap_or(now.saturating_add(SignedDuration::from_secs(1)).unwrap_or(now));

@@ -246,7 +246,8 @@ both_backends! {
         shutdown.cancel();
         server.await.expect("server task").expect("clean stop");
         let text = run.cli(&["queue"]);
-        assert!(text.stdout.contains("missed") && text.stdout.contains("nothing was queued"), "{}", text.stdout);
+        assert!(text.stdout.contains("missed: nothing was queued"), "{}", text.stdout);
+        assert!(!text.stdout.contains(" : "), "no stray colon: {}", text.stdout);
     }
 
     async fn local_time_deliveries_wait_for_eight_in_each_subscribers_zone(db) {
@@ -301,6 +302,12 @@ both_backends! {
         ]);
         let text = run.cli(&["issue", "status", "122"]);
         assert!(text.stdout.contains("per time zone") && text.stdout.contains("America/New_York"), "{}", text.stdout);
+        // While the next zone is still to come, the status says when it starts rather than a time left.
+        let status = run.admin(tidings::cli::Command::Issue(tidings::cli::IssueCommand::Status {
+            number: 122, list: None, follow: false, json: false,
+        })).await;
+        assert!(status.contains("the next time zone (Europe/London) starts at 2026-12-07T08:00:00Z (in 1m 00s)"), "{status}");
+        assert!(!status.contains(" left"), "{status}");
 
         run.run_at(ts("2026-12-07T13:00:00Z")).await;
         assert_eq!(delivered(&run).len(), 4);

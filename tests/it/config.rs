@@ -24,10 +24,48 @@ fn assert_one_line_error(run: &CommandOutput, needles: &[&str]) {
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("backtrace"));
 }
 
+/// How serde ends every unknown-key message about `[smtp]`.
+const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, \
+                         `pool_size`, `connect_timeout`, `command_timeout` for key `smtp`";
+
 #[test]
-fn an_unknown_key_in_the_config_file_is_named_with_the_file() {
+fn an_unknown_key_in_the_config_file_is_named_once_with_the_file() {
     let run = run_with(&["--config", "bad.toml", "migrate"], &[], &[("bad.toml", "[smtp]\nhots = \"x\"\n")]);
-    assert_one_line_error(&run, &["smtp.hots", "unknown key", "bad.toml", "--config"]);
+    assert_one_line_error(&run, &[]);
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "tidings: configuration error: config file bad.toml (from --config): smtp.hots: unknown key (unknown \
+             field `hots`, {SMTP_KEYS})"
+        )
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_environment_names_the_variable_that_was_set() {
+    let run = run_with(&["migrate"], &[("TIDINGS_SMTP__HOTS", "x")], &[]);
+    assert_one_line_error(&run, &[]);
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "tidings: configuration error: the environment: smtp.hots (variable TIDINGS_SMTP__HOTS): unknown key \
+             (unknown field `hots`, {SMTP_KEYS})"
+        )
+    );
+}
+
+#[test]
+fn an_unknown_section_in_the_environment_keeps_the_whole_key() {
+    let run = run_with(&["migrate"], &[("TIDINGS_NOPE__X", "1")], &[]);
+    assert_one_line_error(&run, &[]);
+    assert!(
+        run.stderr.starts_with(
+            "tidings: configuration error: the environment: nope.x (variable TIDINGS_NOPE__X): unknown key (unknown \
+             field `nope`, expected one of `default_list`,"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

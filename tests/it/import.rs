@@ -84,7 +84,10 @@ both_backends! {
         let run = db.tidings(&["subscriber", "export", "--out", export.to_str().expect("path")]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         let exported = std::fs::read_to_string(&export).expect("read export");
-        assert!(exported.starts_with("email,name,tz,list,status,source,created_at,consent_at,city\n"), "{exported}");
+        assert!(exported.starts_with(
+            "email,name,tz,list,status,source,created_at,consent_at,request_ip,request_user_agent,confirm_ip,\
+             confirm_user_agent,unsubscribed_at,city\n"
+        ), "{exported}");
         assert!(exported.contains("ana@example.com,Ana,Europe/Lisbon,weekly,active,import,"), "{exported}");
 
         let fresh = TestDatabase::new(db.backend).await;

@@ -2,9 +2,11 @@
 
 mod helpers;
 
+mod addresses;
 mod bounces;
 mod browser;
 mod cadence;
+mod cli_output;
 mod config;
 mod daemon;
 mod delivery;
@@ -14,6 +16,7 @@ mod mailer;
 mod migrations;
 mod render;
 mod reports;
+mod sending_faults;
 mod smtp_server;
 mod stats;
 mod subscribers;

@@ -57,12 +57,14 @@ both_backends! {
         assert_eq!(
             tables,
             [
-                "clicks", "daemons", "deliveries", "events", "issue_links", "issue_slots", "issues", "lists", "opens",
-                "relay_circuits", "relay_usage", "subscribers", "subscriptions", "suppressions", "votes"
+                "bounce_reports", "clicks", "daemons", "deliveries", "events", "issue_links", "issue_slots", "issues",
+                "lists", "opens", "relay_circuits", "relay_pace", "relay_usage", "subscribers", "subscriptions",
+                "suppression_changes", "suppressions", "votes"
             ]
         );
         assert!(schema["deliveries"].contains(&"message_id".to_owned()));
         assert!(schema["subscriptions"].contains(&"confirm_user_agent".to_owned()));
+        assert!(schema["subscribers"].contains(&"email_normalised".to_owned()));
     }
 
     async fn migrating_again_applies_nothing(db) {

@@ -241,7 +241,7 @@ both_backends! {
         for key in lines[0].as_object().expect("an object").keys() {
             assert_eq!(lines[0][key], value[key], "{key}");
         }
-        assert_eq!(lines[0].as_object().expect("object").len(), 18);
+        assert_eq!(lines[0].as_object().expect("object").len(), 19, "the keys of a line, \"cancelled\" included");
     }
 
     async fn the_terminal_views_show_the_figures_with_a_star_histogram_and_unverified_opens(db) {

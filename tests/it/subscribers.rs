@@ -17,6 +17,7 @@ fn row(line: u64, address: &str) -> ImportRow {
         name: SubscriberName::parse(&format!("Person {line}")).expect("name"),
         attributes: "{}".to_owned(),
         time_zone: None,
+        standing: Default::default(),
     }
 }
 

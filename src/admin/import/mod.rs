@@ -36,6 +36,8 @@ pub struct ImportSummary {
     pub rejected: u64,
     /// Rows skipped because the address is on the suppression list.
     pub suppressed: u64,
+    /// Subscriptions that the file's status ended (it said unsubscribed, bounced or complained).
+    pub opted_out: u64,
 }
 
 /// A row that was not imported, for the report.
@@ -101,6 +103,7 @@ pub async fn import_file(
         summary.added += outcome.added;
         summary.already_subscribed += outcome.already_subscribed;
         summary.suppressed += outcome.suppressed.len() as u64;
+        summary.opted_out += outcome.opted_out;
         summary.rejected += problems.iter().filter(|p| !p.skipped).count() as u64;
         progress.update(batch.bytes_read, &summary);
     }

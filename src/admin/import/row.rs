@@ -3,11 +3,38 @@
 use serde_json::{Map, Value};
 
 use super::reader::Record;
-use crate::domain::{SubscriberEmail, SubscriberName};
-use crate::store::ImportRow;
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriptionStatus};
+use crate::store::{ImportRow, Standing};
 
-/// Columns that `subscriber export` writes and an import ignores, so an export can be imported again.
-pub const RESERVED_COLUMNS: [&str; 5] = ["list", "status", "source", "created_at", "consent_at"];
+/// Columns that `subscriber export` writes besides `email`, `name` and `tz`: the list (which an import ignores:
+/// it imports into the list it is given) and the subscription's status and consent evidence, which an import
+/// keeps, so an export imports again without signing up anyone who left.
+pub const RESERVED_COLUMNS: [&str; 10] = [
+    "list",
+    "status",
+    "source",
+    "created_at",
+    "consent_at",
+    "request_ip",
+    "request_user_agent",
+    "confirm_ip",
+    "confirm_user_agent",
+    "unsubscribed_at",
+];
+
+/// Where each standing column is, when the file has it.
+#[derive(Debug, Clone, Default)]
+struct StandingColumns {
+    status: Option<usize>,
+    source: Option<usize>,
+    created_at: Option<usize>,
+    consent_at: Option<usize>,
+    request_ip: Option<usize>,
+    request_user_agent: Option<usize>,
+    confirm_ip: Option<usize>,
+    confirm_user_agent: Option<usize>,
+    unsubscribed_at: Option<usize>,
+}
 
 /// What each column of the file holds.
 #[derive(Debug, Clone)]
@@ -17,13 +44,21 @@ pub struct Columns {
     time_zone: Option<usize>,
     /// Other columns, kept as attributes under their header name.
     attributes: Vec<(usize, String)>,
+    standing: StandingColumns,
     count: usize,
 }
 
 impl Columns {
     /// Reads the header row: `email` is required, `name` and `tz` are optional, others become attributes.
     pub fn from_header(record: &Record) -> Result<Self, String> {
-        let mut columns = Columns { email: usize::MAX, name: None, time_zone: None, attributes: Vec::new(), count: 0 };
+        let mut columns = Columns {
+            email: usize::MAX,
+            name: None,
+            time_zone: None,
+            attributes: Vec::new(),
+            standing: StandingColumns::default(),
+            count: 0,
+        };
         let mut seen = std::collections::HashSet::new();
         for (index, raw) in record.fields.iter().enumerate() {
             let header = raw.trim();
@@ -41,6 +76,15 @@ impl Columns {
                 "email" => columns.email = index,
                 "name" => columns.name = Some(index),
                 "tz" => columns.time_zone = Some(index),
+                "status" => columns.standing.status = Some(index),
+                "source" => columns.standing.source = Some(index),
+                "created_at" => columns.standing.created_at = Some(index),
+                "consent_at" => columns.standing.consent_at = Some(index),
+                "request_ip" => columns.standing.request_ip = Some(index),
+                "request_user_agent" => columns.standing.request_user_agent = Some(index),
+                "confirm_ip" => columns.standing.confirm_ip = Some(index),
+                "confirm_user_agent" => columns.standing.confirm_user_agent = Some(index),
+                "unsubscribed_at" => columns.standing.unsubscribed_at = Some(index),
                 reserved if RESERVED_COLUMNS.contains(&reserved) => {}
                 _ => columns.attributes.push((index, header.to_owned())),
             }
@@ -90,7 +134,44 @@ impl Columns {
             }
         }
         let attributes = Value::Object(attributes).to_string();
-        Ok(ImportRow { line: record.line, email, name, attributes, time_zone })
+        let standing = self.standing(&field).map_err(fail)?;
+        Ok(ImportRow { line: record.line, email, name, attributes, time_zone, standing })
+    }
+
+    /// The subscription's status and consent evidence, from the columns an export writes.
+    fn standing<'a>(&self, field: &impl Fn(usize) -> &'a str) -> Result<Standing, String> {
+        let c = &self.standing;
+        let value = |column: Option<usize>| column.map(field).map(str::trim).filter(|value| !value.is_empty());
+        let text = |column: Option<usize>, header: &str| match value(column) {
+            Some(text) if text.chars().any(char::is_control) => {
+                Err(format!("the value of `{header}` contains a line break or another control character"))
+            }
+            other => Ok(other.map(str::to_owned)),
+        };
+        let time = |column: Option<usize>, header: &str| {
+            value(column)
+                .map(|text| {
+                    text.parse::<jiff::Timestamp>()
+                        .map(|at| at.as_millisecond())
+                        .map_err(|_| format!("`{text}` in column `{header}` is not a time like 2026-12-07T08:00:00Z"))
+                })
+                .transpose()
+        };
+        Ok(Standing {
+            status: value(c.status)
+                .map(|text| SubscriptionStatus::parse(text).map_err(|e| format!("column `status`: {e}")))
+                .transpose()?,
+            source: value(c.source)
+                .map(|text| ConsentSource::parse(text).map_err(|e| format!("column `source`: {e}")))
+                .transpose()?,
+            created_at: time(c.created_at, "created_at")?,
+            consent_at: time(c.consent_at, "consent_at")?,
+            request_ip: text(c.request_ip, "request_ip")?,
+            request_user_agent: text(c.request_user_agent, "request_user_agent")?,
+            confirm_ip: text(c.confirm_ip, "confirm_ip")?,
+            confirm_user_agent: text(c.confirm_user_agent, "confirm_user_agent")?,
+            unsubscribed_at: time(c.unsubscribed_at, "unsubscribed_at")?,
+        })
     }
 }
 
@@ -145,6 +226,27 @@ mod tests {
         assert!(row.name.is_empty() && row.time_zone.is_none());
         let row = columns.to_row(&record(3, &["a@example.com", "", "Asia/Shanghai"])).unwrap();
         assert_eq!(row.time_zone.as_deref(), Some("Asia/Shanghai"));
+    }
+
+    #[test]
+    fn an_exported_row_keeps_its_status_and_consent_evidence() {
+        let header = ["email", "status", "source", "consent_at", "request_ip", "unsubscribed_at"];
+        let columns = Columns::from_header(&record(1, &header)).unwrap();
+        let row = columns
+            .to_row(&record(2, &["a@example.com", "unsubscribed", "form", "2026-01-02T03:04:05Z", "192.0.2.7", ""]))
+            .unwrap();
+        assert_eq!(row.standing.status, Some(SubscriptionStatus::Unsubscribed));
+        assert_eq!(row.standing.source, Some(ConsentSource::Form));
+        assert_eq!(row.standing.consent_at, Some(1_767_323_045_000));
+        assert_eq!(row.standing.request_ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(row.standing.unsubscribed_at, None);
+        assert_eq!(row.attributes, "{}");
+        let reason = |fields: &[&str]| columns.to_row(&record(3, fields)).unwrap_err().1;
+        assert!(reason(&["a@example.com", "gone", "", "", "", ""]).contains("`gone` is not one of"));
+        assert!(reason(&["a@example.com", "", "mail", "", "", ""]).contains("column `source`"));
+        assert!(reason(&["a@example.com", "", "", "yesterday", "", ""]).contains("`yesterday` in column `consent_at`"));
+        let plain = Columns::from_header(&record(1, &["email"])).unwrap().to_row(&record(2, &["a@example.com"]));
+        assert_eq!(plain.unwrap().standing, Standing::default());
     }
 
     #[test]

@@ -92,17 +92,18 @@ impl Store {
                 return Ok(SubscribeOutcome::Nothing(NoConfirmation::Blocked));
             }
             sqlx::query(
-                "INSERT INTO subscribers (email, name, time_zone, created_at, updated_at) VALUES ($1, $2, $4, $3, $3) \
-                 ON CONFLICT (email) DO NOTHING",
+                "INSERT INTO subscribers (email, email_normalised, name, time_zone, created_at, updated_at) \
+                 VALUES ($1, $5, $2, $4, $3, $3) ON CONFLICT (email_normalised) DO NOTHING",
             )
             .bind(request.email.as_str())
             .bind(request.name.as_str())
             .bind(now_ms)
             .bind(request.time_zone)
+            .bind(request.email.normalised())
             .execute(&mut *tx)
             .await?;
-            let (subscriber_id,): (i64,) = sqlx::query_as("SELECT id FROM subscribers WHERE email = $1")
-                .bind(request.email.as_str())
+            let (subscriber_id,): (i64,) = sqlx::query_as("SELECT id FROM subscribers WHERE email_normalised = $1")
+                .bind(request.email.normalised())
                 .fetch_one(&mut *tx)
                 .await?;
             let current: Option<(String, i64)> =

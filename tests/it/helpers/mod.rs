@@ -135,6 +135,7 @@ impl TestDatabase {
                 name: SubscriberName::parse(&name).expect("name"),
                 attributes: "{}".to_owned(),
                 time_zone,
+                standing: Default::default(),
             })
             .collect();
         let session = self.store.begin_import(self.list_id).await.expect("begin import");
