@@ -241,7 +241,11 @@ both_backends! {
         for key in lines[0].as_object().expect("an object").keys() {
             assert_eq!(lines[0][key], value[key], "{key}");
         }
-        assert_eq!(lines[0].as_object().expect("object").len(), 19, "the keys of a line, \"cancelled\" included");
+        assert_eq!(
+            lines[0].as_object().expect("object").len(),
+            22,
+            "the keys of a line, \"cancelled\", \"complaints\", \"complaint_rate\" and \"reported_later\" included"
+        );
     }
 
     async fn the_terminal_views_show_the_figures_with_a_star_histogram_and_unverified_opens(db) {
@@ -253,8 +257,8 @@ both_backends! {
         assert_eq!(overview.code, Some(0), "{}", overview.stderr);
         let line = overview.stdout.lines().find(|l| l.trim_start().starts_with("122")).expect("a line for 122");
         let columns: Vec<&str> = line.split_whitespace().collect();
-        // ISSUE SENT DELIVERED FAILED BOUNCED AMBIG UNSUBS OPENS* RATING...
-        assert_eq!(&columns[..8], ["122", "2026-12-07", "8", "1", "3", "1", "2", "4"], "{}", overview.stdout);
+        // ISSUE SENT DELIVERED FAILED BOUNCED AMBIG UNSUBS COMPLAINTS OPENS* RATING...
+        assert_eq!(&columns[..9], ["122", "2026-12-07", "8", "1", "3", "1", "2", "0", "4"], "{}", overview.stdout);
         assert!(line.contains("3.6/5 (5 votes)") && line.ends_with("So, what's up in China? Issue 122"), "{line}");
         assert!(overview.stdout.contains("unique opens (unverified"), "{}", overview.stdout);
 
