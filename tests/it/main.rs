@@ -8,6 +8,7 @@ mod cadence;
 mod config;
 mod daemon;
 mod delivery;
+mod imap;
 mod import;
 mod issues;
 mod mailer;
