@@ -13,6 +13,7 @@
 //! backing off after a network, login or database error, and never stops the daemon. Nothing here logs an
 //! address, a token or the password.
 
+mod config;
 mod connect;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use anyhow::{Context, anyhow, bail};
 use futures_util::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
+use self::config::ImapConfig;
 use self::connect::{Connector, Session};
 use super::{Pipeline, Source, header_recipients};
 use crate::clock::Clock;
@@ -49,13 +51,7 @@ pub struct PollReport {
 /// The poller of `[bounces.imap]`.
 #[derive(Debug)]
 pub struct ImapPoller {
-    connector: Connector,
-    mailbox: String,
-    processed_folder: String,
-    unparsed_folder: Option<String>,
-    poll_interval: Duration,
-    retry_max: Duration,
-    max_per_poll: usize,
+    config: ImapConfig,
     pipeline: Arc<Pipeline>,
     store: Store,
     clock: Clock,
@@ -63,69 +59,28 @@ pub struct ImapPoller {
 
 impl ImapPoller {
     /// The poller of `[bounces.imap]`, checked; `None` when `host` is empty. Every error names its key.
+    /// `pipeline` is `None` when `[bounces] address` is empty, which is an error when `host` is set.
     pub fn from_settings(
         settings: &Settings,
         pipeline: Option<Arc<Pipeline>>,
         store: Store,
         clock: Clock,
     ) -> Result<Option<Self>, ConfigError> {
-        let imap = &settings.bounces.imap;
-        if imap.host.trim().is_empty() {
-            return Ok(None);
-        }
+        let Some(config) = ImapConfig::from_settings(settings)? else { return Ok(None) };
         let Some(pipeline) = pipeline else {
             return Err(ConfigError::new(
                 "bounces.imap.host is set but bounces.address is empty: set the bounce address whose reports the \
                  mailbox receives",
             ));
         };
-        let folder = |key: &str, value: &str| {
-            let value = value.trim().trim_matches('/');
-            if value.chars().any(|c| c.is_control() || c == '*' || c == '%') {
-                return Err(ConfigError::new(format!("bounces.imap.{key}: `{value}` is not a usable folder name")));
-            }
-            Ok(value.to_owned())
-        };
-        let mailbox = folder("mailbox", &imap.mailbox)?;
-        let processed_folder = folder("processed_folder", &imap.processed_folder)?;
-        let unparsed_folder = folder("unparsed_folder", &imap.unparsed_folder)?;
-        if mailbox.is_empty() || processed_folder.is_empty() {
-            let key = if mailbox.is_empty() { "mailbox" } else { "processed_folder" };
-            return Err(ConfigError::new(format!("bounces.imap.{key}: a folder name is needed")));
-        }
-        if processed_folder == mailbox || unparsed_folder == processed_folder {
-            return Err(ConfigError::new(
-                "bounces.imap.processed_folder: must differ from bounces.imap.mailbox and bounces.imap.unparsed_folder",
-            ));
-        }
-        let positive = |key: &str, value: jiff::SignedDuration| {
-            Duration::try_from(value)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ConfigError::new(format!("bounces.imap.{key}: must be a positive duration")))
-        };
-        if imap.max_per_poll == 0 {
-            return Err(ConfigError::new("bounces.imap.max_per_poll: must be at least 1"));
-        }
-        Ok(Some(Self {
-            connector: Connector::from_settings(settings)?,
-            unparsed_folder: (!unparsed_folder.is_empty() && unparsed_folder != mailbox).then_some(unparsed_folder),
-            mailbox,
-            processed_folder,
-            poll_interval: positive("poll_interval", imap.poll_interval)?,
-            retry_max: positive("retry_max", imap.retry_max)?,
-            max_per_poll: imap.max_per_poll as usize,
-            pipeline,
-            store,
-            clock,
-        }))
+        Ok(Some(Self { config, pipeline, store, clock }))
     }
 
     /// Polls every `poll_interval` until `shutdown`; after an error waits twice as long each time, up to
     /// `retry_max`. Shutdown is checked between messages: a poll in progress finishes the message it holds
     /// (each command bounded by `timeout`) before the poller stops.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut pause = self.poll_interval;
+        let mut pause = self.config.poll_interval;
         while !shutdown.is_cancelled() {
             let wait = match self.poll(&shutdown).await {
                 Ok(report) => {
@@ -138,11 +93,11 @@ impl ImapPoller {
                             "IMAP mailbox polled"
                         );
                     }
-                    pause = self.poll_interval;
+                    pause = self.config.poll_interval;
                     if report.more { Duration::ZERO } else { pause }
                 }
                 Err(e) => {
-                    pause = (pause * 2).min(self.retry_max);
+                    pause = (pause * 2).min(self.config.retry_max);
                     tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "cannot poll the IMAP mailbox");
                     pause
                 }
@@ -162,10 +117,10 @@ impl ImapPoller {
     }
 
     async fn poll(&self, shutdown: &CancellationToken) -> anyhow::Result<PollReport> {
-        let mut session = self.connector.open().await?;
+        let mut session = self.config.connector.open().await?;
         let result = self.poll_session(&mut session, shutdown).await;
         // A failed LOGOUT changes nothing: what was done is done.
-        let _ = self.connector.within(session.logout()).await;
+        let _ = self.config.connector.within(session.logout()).await;
         result
     }
 
@@ -173,15 +128,16 @@ impl ImapPoller {
         let mut report = PollReport::default();
         let separator = self.separator(session).await?;
         let folder = |name: &str| name.replace('/', &separator);
-        let mailbox = folder(&self.mailbox);
+        let mailbox = folder(&self.config.mailbox);
         let selected = self
+            .config
             .connector
             .within(session.select(&mailbox))
             .await?
-            .with_context(|| format!("cannot select the mailbox `{}`", self.mailbox))?;
+            .with_context(|| format!("cannot select the mailbox `{}`", self.config.mailbox))?;
         let validity = selected.uid_validity.ok_or_else(|| anyhow!("the IMAP server gave no UIDVALIDITY"))?;
-        let account = self.connector.account();
-        let mut cursor = match self.store.imap_cursor(&account, &self.mailbox).await? {
+        let account = self.config.connector.account();
+        let mut cursor = match self.store.imap_cursor(&account, &self.config.mailbox).await? {
             Some(cursor) if cursor.uid_validity == validity => cursor,
             Some(_) => {
                 tracing::info!("the IMAP mailbox's UIDVALIDITY changed: reading it again from the start");
@@ -193,19 +149,19 @@ impl ImapPoller {
             return Ok(report);
         }
         let waiting = self.waiting(session, cursor.last_uid).await?;
-        report.more = waiting.len() > self.max_per_poll;
+        report.more = waiting.len() > self.config.max_per_poll;
         if waiting.is_empty() {
             return Ok(report);
         }
-        let processed = folder(&self.processed_folder);
-        let unparsed = self.unparsed_folder.as_deref().map(folder);
+        let processed = folder(&self.config.processed_folder);
+        let unparsed = self.config.unparsed_folder.as_deref().map(folder);
         for name in std::iter::once(&processed).chain(unparsed.as_ref()) {
             self.ensure_folder(session, name).await?;
         }
-        let capabilities = self.connector.within(session.capabilities()).await??;
+        let capabilities = self.config.connector.within(session.capabilities()).await??;
         let moves = Mover { can_move: capabilities.has_str("MOVE"), uidplus: capabilities.has_str("UIDPLUS") };
 
-        for &(uid, size) in waiting.iter().take(self.max_per_poll) {
+        for &(uid, size) in waiting.iter().take(self.config.max_per_poll) {
             if shutdown.is_cancelled() {
                 break;
             }
@@ -215,10 +171,10 @@ impl ImapPoller {
                 Some(false) | None => unparsed.as_deref(),
             };
             if let Some(destination) = destination {
-                moves.apply(&self.connector, session, uid, destination).await?;
+                moves.apply(&self.config.connector, session, uid, destination).await?;
             }
             cursor.last_uid = uid;
-            self.store.set_imap_cursor(&account, &self.mailbox, cursor, self.clock.now()).await?;
+            self.store.set_imap_cursor(&account, &self.config.mailbox, cursor, self.clock.now()).await?;
         }
         Ok(report)
     }
@@ -238,6 +194,7 @@ impl ImapPoller {
             return Ok(None);
         }
         let fetched: Vec<_> = self
+            .config
             .connector
             .within(async { session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect::<Vec<_>>().await })
             .await?
@@ -265,6 +222,7 @@ impl ImapPoller {
     async fn waiting(&self, session: &mut Session, last_uid: u32) -> anyhow::Result<Vec<(u32, u32)>> {
         let from = last_uid.saturating_add(1);
         let fetched: Vec<_> = self
+            .config
             .connector
             .within(async {
                 session.uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)").await?.try_collect::<Vec<_>>().await
@@ -285,6 +243,7 @@ impl ImapPoller {
     /// The server's hierarchy separator (`/` in the settings becomes it).
     async fn separator(&self, session: &mut Session) -> anyhow::Result<String> {
         let names: Vec<_> = self
+            .config
             .connector
             .within(async { session.list(Some(""), Some("\"\"")).await?.try_collect::<Vec<_>>().await })
             .await?
@@ -296,6 +255,7 @@ impl ImapPoller {
     async fn ensure_folder(&self, session: &mut Session, name: &str) -> anyhow::Result<()> {
         let pattern = quote(name)?;
         let found: Vec<_> = self
+            .config
             .connector
             .within(async { session.list(Some(""), Some(&pattern)).await?.try_collect::<Vec<_>>().await })
             .await?
@@ -303,7 +263,8 @@ impl ImapPoller {
         if found.iter().any(|n| n.name() == name) {
             return Ok(());
         }
-        self.connector
+        self.config
+            .connector
             .within(session.create(name))
             .await?
             .with_context(|| format!("cannot create the folder `{name}`"))?;
