@@ -193,6 +193,34 @@ both_backends! {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_polls_the_mailbox_and_stops_cleanly() {
+    let Some(dovecot) = Dovecot::start(DovecotOptions::default()).await else { return };
+    let port = dovecot.port.to_string();
+    let env = [
+        ("TIDINGS_BOUNCES__ADDRESS", BOUNCE),
+        ("TIDINGS_BOUNCES__IMAP__HOST", "127.0.0.1"),
+        ("TIDINGS_BOUNCES__IMAP__PORT", port.as_str()),
+        ("TIDINGS_BOUNCES__IMAP__TLS", "none"),
+        ("TIDINGS_BOUNCES__IMAP__USERNAME", USER),
+        ("TIDINGS_BOUNCES__IMAP__PASSWORD", PASSWORD),
+        ("TIDINGS_BOUNCES__IMAP__POLL_INTERVAL", "100ms"),
+    ];
+    let mut app = WebApp::start(TestDatabase::sqlite().await, 2, &env).await;
+    dovecot.append("INBOX", &dsn(&app.message_to(&address(1)), "failed", "5.1.1", "550 5.1.1 unknown", "daemon")).await;
+
+    // The daemon polls on its own: wait (up to 20 s) for Dovecot to show the report moved.
+    let mut attempts = 0;
+    while dovecot.census().await.0.get("Tidings.Processed") != Some(&1) {
+        attempts += 1;
+        assert!(attempts < 200, "the daemon did not move the report: {:?}\n{}", dovecot.census().await, dovecot.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.status_of(&address(1)).await, "bounced");
+    assert_eq!(app.status_of(&address(0)).await, "active");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_a_clear_error_that_does_not_show_it() {
     let Some(dovecot) = Dovecot::start(DovecotOptions::default()).await else { return };
