@@ -222,6 +222,41 @@ async fn the_daemon_polls_the_mailbox_and_stops_cleanly() {
 }
 
 #[tokio::test]
+async fn starttls_works_and_a_certificate_from_an_unknown_ca_is_refused() {
+    let Some(dovecot) = Dovecot::start(DovecotOptions { tls: true, without_move: false }).await else { return };
+    let app = app(TestDatabase::sqlite().await, 0).await;
+    let settings = imap_settings(&app, &dovecot, ImapTls::Starttls, "");
+    let polled = poller(&app, &settings).poll_once().await.unwrap_or_else(|e| panic!("{e:#}\n{}", dovecot.log()));
+    assert_eq!(polled, PollReport::default());
+
+    // Without the test CA the server's certificate is not trusted: no login, a clear error.
+    for tls in [ImapTls::Starttls, ImapTls::Wrapper] {
+        let mut settings = imap_settings(&app, &dovecot, tls, "");
+        settings.bounces.imap.ca_file = String::new();
+        let error = format!("{:#}", poller(&app, &settings).poll_once().await.expect_err("untrusted"));
+        assert!(error.contains("TLS handshake") && error.contains("certificate"), "{tls:?}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_limit_is_left_unread_and_not_taken_again() {
+    let Some(dovecot) = Dovecot::start(DovecotOptions::default()).await else { return };
+    let app = app(TestDatabase::sqlite().await, 1).await;
+    let report = dsn(&app.message_to(&address(0)), "failed", "5.1.1", "550 5.1.1 user unknown", "big");
+    dovecot.append("INBOX", &report).await;
+    let mut settings = imap_settings(&app, &dovecot, ImapTls::None, "");
+    settings.bounces.max_message_bytes = report.len() - 1;
+    let poller = poller(&app, &settings);
+
+    let polled = poller.poll_once().await.expect("poll");
+    assert_eq!(polled, PollReport { taken: 1, too_large: 1, ..PollReport::default() });
+    assert_eq!(app.status_of(&address(0)).await, "active");
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM bounce_reports").await, 0);
+    assert_eq!(dovecot.census().await.0.get("INBOX"), Some(&1));
+    assert_eq!(poller.poll_once().await.expect("second poll"), PollReport::default());
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_a_clear_error_that_does_not_show_it() {
     let Some(dovecot) = Dovecot::start(DovecotOptions::default()).await else { return };
     let db = TestDatabase::sqlite().await;
