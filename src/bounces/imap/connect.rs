@@ -76,6 +76,11 @@ impl Connector {
         Ok(Self { host, port: imap.port, mode: imap.tls, tls, username: imap.username.clone(), password, timeout })
     }
 
+    /// `host:port`, for log lines.
+    pub(crate) fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
     /// `host:port/username`: names the mailbox's account in the cursor table (never logged).
     pub(crate) fn account(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.username)
@@ -83,7 +88,7 @@ impl Connector {
 
     /// Connects, secures the connection and logs in.
     pub(crate) async fn open(&self) -> anyhow::Result<Session> {
-        let address = format!("{}:{}", self.host, self.port);
+        let address = self.server();
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&address))
             .await
             .map_err(|_| anyhow!("connecting to {address} timed out"))?

@@ -81,6 +81,11 @@ impl ImapPoller {
     /// (each command bounded by `timeout`) before the poller stops.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut pause = self.config.poll_interval;
+        tracing::info!(
+            server = %self.config.connector.server(),
+            every = ?pause,
+            "polling the IMAP mailbox for bounces and complaints"
+        );
         while !shutdown.is_cancelled() {
             let wait = match self.poll(&shutdown).await {
                 Ok(report) => {
@@ -97,7 +102,7 @@ impl ImapPoller {
                     if report.more { Duration::ZERO } else { pause }
                 }
                 Err(e) => {
-                    pause = (pause * 2).min(self.config.retry_max);
+                    pause = pause.saturating_mul(2).min(self.config.retry_max);
                     tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "cannot poll the IMAP mailbox");
                     pause
                 }
