@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminContext;
-use crate::bounces::{BounceListener, Intake, ListenerLimits, Pipeline};
+use crate::bounces::{BounceListener, ImapPoller, Intake, ListenerLimits, Pipeline};
 use crate::clock::Clock;
 use crate::configuration::{DkimAlgorithm, Settings, TlsMode, TransportKind};
 use crate::domain::{LinkBuilder, ReturnPathFor};
@@ -41,6 +41,8 @@ pub struct Application {
     confirmations: Confirmations,
     /// The report listener and its writer, when `[bounces] listen` is set.
     reports: Option<(BounceListener, Intake, tokio::task::JoinHandle<()>)>,
+    /// The poller of the IMAP mailbox, when `[bounces.imap] host` is set.
+    imap: Option<ImapPoller>,
 }
 
 impl Application {
@@ -79,6 +81,8 @@ impl Application {
             confirmations: confirmation_queue,
         };
         let reports = report_listener(&settings, &store, &delivery.clock).await?;
+        let pipeline = Pipeline::from_settings(&settings)?.map(std::sync::Arc::new);
+        let imap = ImapPoller::from_settings(&settings, pipeline, store.clone(), delivery.clock.clone())?;
         let state = AppState::new(store, parts)?;
         Ok(Application {
             listener,
@@ -89,6 +93,7 @@ impl Application {
             opens: open_writer,
             confirmations,
             reports,
+            imap,
         })
     }
 
@@ -122,6 +127,7 @@ impl Application {
             let serving = tokio::spawn(listener.serve(shutdown.clone()));
             (serving, intake, writer)
         });
+        let imap = self.imap.map(|poller| tokio::spawn(poller.run(shutdown.clone())));
         let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone()));
         engine.await.context("the delivery engine stopped unexpectedly")?;
         let served = server.await.context("the HTTP server stopped unexpectedly");
@@ -133,6 +139,9 @@ impl Application {
             serving.await.context("the report listener stopped unexpectedly")?;
             drop(intake);
             writer.await.context("the report writer stopped unexpectedly")?;
+        }
+        if let Some(imap) = imap {
+            imap.await.context("the IMAP poller stopped unexpectedly")?;
         }
         served?;
         store.close().await;

@@ -12,6 +12,11 @@ pub fn init(settings: &LogSettings) {
         eprintln!("tidings: log.level `{}` is not a valid filter ({e}); using `info`", settings.level);
         EnvFilter::new("info")
     });
+    // The IMAP client crate traces every command it sends, LOGIN and its password included: never shown.
+    let filter = match "async_imap=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     // Colours only on a terminal: a log file or a journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -1,7 +1,7 @@
-//! The group commit of incoming reports: every listener session (and the IMAP poller) hands its prepared
-//! report to one writer task, which stores and applies whatever has arrived in one transaction and then answers
-//! each. A session says 250 only after that commit, so a report the sender was told we have is durable, and
-//! many sessions share one disk flush.
+//! The group commit of incoming reports: every listener session hands its prepared report to one writer task
+//! (the IMAP poller, one message at a time, applies its own directly), which stores and applies whatever has
+//! arrived in one transaction and then answers each. A session says 250 only after that commit, so a report
+//! the sender was told we have is durable, and many sessions share one disk flush.
 
 use std::sync::Arc;
 

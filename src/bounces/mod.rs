@@ -7,9 +7,10 @@
 //! keeps it once and applies it in the same transaction ([`Pipeline::apply`]), after which the guardrails may
 //! pause the issue. Nothing here logs an address or a token.
 //!
-//! Files: `mod.rs` the pipeline, `intake.rs` the group commit the listener and IMAP share, `listener.rs` the
-//! SMTP/LMTP server.
+//! Files: `mod.rs` the pipeline, `intake.rs` the group commit of the listener, `listener.rs` the SMTP/LMTP
+//! server, `imap/` the poller of the IMAP mailbox.
 
+mod imap;
 mod intake;
 mod listener;
 
@@ -18,6 +19,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use jiff::Timestamp;
 
+pub use imap::{ImapPoller, PollReport};
 pub use intake::Intake;
 pub use listener::{BounceListener, ListenerLimits};
 

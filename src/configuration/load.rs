@@ -21,7 +21,7 @@ const ENV_PREFIX: &str = "TIDINGS_";
 /// Names the config file when `--config` is not given; not itself a setting.
 const CONFIG_VAR: &str = "TIDINGS_CONFIG";
 /// Keys that hold secrets, which may not sit in a file that others can read.
-const SECRET_KEYS: [&str; 3] = ["smtp.password", "links.signing_keys", "dkim.private_key"];
+const SECRET_KEYS: [&str; 4] = ["smtp.password", "links.signing_keys", "dkim.private_key", "bounces.imap.password"];
 
 /// A configuration problem, as one line that names the key or file and the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -246,6 +246,49 @@ pub struct BounceSettings {
     pub min_deliveries: u32,
     /// Stored reports keep at most this many bytes of the raw message.
     pub keep_raw_bytes: usize,
+    /// The mailbox the daemon polls for reports.
+    pub imap: ImapSettings,
+}
+
+/// `[bounces.imap]`: a mailbox that receives bounces and complaints, polled by `tidings serve`. Empty `host`: off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: ImapTls,
+    /// A PEM file of certificates trusted besides the Mozilla roots (a private CA); empty: none.
+    pub ca_file: String,
+    pub username: String,
+    /// Set through `TIDINGS_BOUNCES__IMAP__PASSWORD`; resolved with `password_file` by [`Settings::imap_password`].
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    pub password_file: String,
+    /// The folder polled, e.g. `INBOX`.
+    pub mailbox: String,
+    /// Where a report is moved once it is stored and applied (created when missing); `/` separates levels.
+    pub processed_folder: String,
+    /// Where a message that could not be parsed or matched is moved; empty: it stays where it is.
+    pub unparsed_folder: String,
+    /// The pause between two polls; after a failed poll the pause doubles up to `retry_max`.
+    pub poll_interval: SignedDuration,
+    pub retry_max: SignedDuration,
+    /// Limit for connecting and for each IMAP command.
+    pub timeout: SignedDuration,
+    /// Messages taken in one poll at most (the rest waits for the next).
+    pub max_per_poll: u32,
+}
+
+/// How the IMAP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    /// TLS from the first byte (port 993).
+    Wrapper,
+    /// STARTTLS on the plain port (143), refusing to log in without it.
+    Starttls,
+    /// Plaintext, allowed only to a loopback host.
+    None,
 }
 
 /// The inbound listener's protocol.
@@ -286,6 +329,12 @@ impl Settings {
     /// The SMTP password from the environment or its 0600 file; `None` when neither is set.
     pub fn smtp_password(&self) -> Result<Option<SecretString>, ConfigError> {
         secret::resolve("smtp.password", self.smtp.password.as_ref(), &self.smtp.password_file)
+    }
+
+    /// The IMAP password of `[bounces.imap]` from the environment or its 0600 file; `None` when neither is set.
+    pub fn imap_password(&self) -> Result<Option<SecretString>, ConfigError> {
+        let imap = &self.bounces.imap;
+        secret::resolve("bounces.imap.password", imap.password.as_ref(), &imap.password_file)
     }
 
     /// The link signing keys. Missing or short keys are an error naming how to set them: `serve` stops on it.

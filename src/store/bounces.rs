@@ -72,6 +72,8 @@ pub struct AppliedReport {
     /// The same report (fingerprint) was stored before: nothing changed now.
     pub duplicate: bool,
     pub issue_id: Option<i64>,
+    /// A return path, trace header or Message-ID named one of our messages (even one since erased).
+    pub matched: bool,
     pub effect: String,
 }
 
@@ -173,13 +175,14 @@ macro_rules! report_statements {
                 .fetch_optional(&mut **tx)
                 .await?;
                 let Some((report_id,)) = inserted else {
-                    let (report_id, issue_id): (i64, Option<i64>) =
-                        sqlx::query_as("SELECT id, issue_id FROM bounce_reports WHERE fingerprint = $1")
+                    let (report_id, issue_id, matched_by): (i64, Option<i64>, Option<String>) =
+                        sqlx::query_as("SELECT id, issue_id, matched_by FROM bounce_reports WHERE fingerprint = $1")
                             .bind(&report.fingerprint)
                             .fetch_one(&mut **tx)
                             .await?;
                     let effect = "nothing: the same report was applied before".to_owned();
-                    return Ok(AppliedReport { report_id, duplicate: true, issue_id, effect });
+                    let matched = matched_by.is_some();
+                    return Ok(AppliedReport { report_id, duplicate: true, issue_id, matched, effect });
                 };
 
                 let (found, matched_by) = match &report.target {
@@ -211,7 +214,8 @@ macro_rules! report_statements {
                 .bind(&effect)
                 .execute(&mut **tx)
                 .await?;
-                Ok(AppliedReport { report_id, duplicate: false, issue_id: found.issue_id, effect })
+                let matched = matched_by.is_some();
+                Ok(AppliedReport { report_id, duplicate: false, issue_id: found.issue_id, matched, effect })
             }
 
             /// The delivery (or subscription) a verified return path names; `None` when it is gone (erased).

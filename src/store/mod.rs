@@ -8,6 +8,7 @@
 mod bounces;
 mod cadence;
 mod deliveries;
+mod imap;
 mod import;
 mod issues;
 mod lists;
@@ -32,6 +33,7 @@ pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
 pub use deliveries::{
     AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, EligibilityQuestion, Settlement,
 };
+pub use imap::ImapCursor;
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession, Standing};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;

@@ -49,7 +49,7 @@ fn header(message: &ReceivedMessage, name: &str) -> String {
 }
 
 /// A delivery status notification as Postfix writes one, about `original`.
-fn dsn(original: &ReceivedMessage, action: &str, status: &str, diagnostic: &str, id: &str) -> Vec<u8> {
+pub(crate) fn dsn(original: &ReceivedMessage, action: &str, status: &str, diagnostic: &str, id: &str) -> Vec<u8> {
     format!(
         "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\r\nTo: {to}\r\n\
          Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{id}@mx.example.org>\r\n\
@@ -70,7 +70,7 @@ fn dsn(original: &ReceivedMessage, action: &str, status: &str, diagnostic: &str,
 }
 
 /// A feedback-loop complaint (ARF) about `original`, with the recipient redacted as large providers do.
-fn complaint(original: &ReceivedMessage, id: &str) -> Vec<u8> {
+pub(crate) fn complaint(original: &ReceivedMessage, id: &str) -> Vec<u8> {
     let headers = headers_of(original).replace(&original.rcpt_to[0], "redacted@example.com");
     format!(
         "From: feedback@fbl.example.net\r\nTo: {COMPLAINTS}\r\nSubject: Complaint about a message\r\n\

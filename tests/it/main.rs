@@ -10,6 +10,7 @@ mod cli_output;
 mod config;
 mod daemon;
 mod delivery;
+mod imap;
 mod import;
 mod issues;
 mod mailer;

@@ -57,9 +57,9 @@ both_backends! {
         assert_eq!(
             tables,
             [
-                "bounce_reports", "clicks", "daemons", "deliveries", "events", "issue_links", "issue_slots", "issues",
-                "lists", "opens", "relay_circuits", "relay_pace", "relay_usage", "subscribers", "subscriptions",
-                "suppression_changes", "suppressions", "votes"
+                "bounce_reports", "clicks", "daemons", "deliveries", "events", "imap_cursors", "issue_links",
+                "issue_slots", "issues", "lists", "opens", "relay_circuits", "relay_pace", "relay_usage", "subscribers",
+                "subscriptions", "suppression_changes", "suppressions", "votes"
             ]
         );
         assert!(schema["deliveries"].contains(&"message_id".to_owned()));
