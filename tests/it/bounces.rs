@@ -166,6 +166,13 @@ both_backends! {
         assert!(shown.stdout.contains("[address removed]"), "{}", shown.stdout);
         let status = app.db.tidings_env(&["issue", "status", "122"], &[("TIDINGS_DATABASE__URL", app.db.url.as_str())]);
         assert!(status.stdout.contains("came back:  1 hard and 0 soft bounces"), "{}", status.stdout);
+
+        // Erasure clears what the stored report says about the person; the hashed suppression stays.
+        let erased = app.db.tidings_env(&["subscriber", "erase", &address(0)], &[("TIDINGS_DATABASE__URL", app.db.url.as_str())]);
+        assert_eq!(erased.code, Some(0), "{}", erased.stderr);
+        let raw = app.query_text("SELECT raw || subject FROM bounce_reports").await;
+        assert_eq!(raw.as_deref(), Some(""), "the stored report keeps nothing about the erased person");
+        assert!(suppressed(&app, &address(0)).await.is_some());
     }
 
     async fn the_listener_takes_mail_only_for_signed_return_paths_and_the_complaint_address(db) {
