@@ -183,7 +183,9 @@ pub enum BounceCommand {
     /// database is unavailable so the MTA keeps the message and retries, 65 (EX_DATAERR) when it is too big,
     /// 78 (EX_CONFIG) when [bounces] is not configured.
     #[command(
-        after_help = "Example (Postfix master.cf):\n  tidings unix - n n - - pipe\n    flags=Rq user=tidings         argv=/usr/local/bin/tidings bounce ingest --recipient ${original_recipient}"
+        after_help = "Example:\n  tidings bounce ingest --recipient 'bounces+0k2f...@news.example.com' < report.eml\n\nIn Postfix's \
+                      master.cf:\n  tidings unix - n n - - pipe\n    flags=Rq user=tidings argv=/usr/local/bin/tidings \
+                      bounce ingest --recipient ${original_recipient}"
     )]
     Ingest {
         /// The envelope recipient (the signed return path it was sent to); default: the message's

@@ -16,9 +16,9 @@ use super::token::{LinkClaims, LinkKeys, Purpose, TokenError};
 
 /// The separator between the local part and the token, as in Postfix's `recipient_delimiter = +`.
 pub const RETURN_PATH_DELIMITER: char = '+';
-/// The longest local part accepted for `[bounces] address`: the token adds about 41 characters, and RFC 5321
+/// The longest local part accepted for `[bounces] address`: the token adds up to 44 characters, and RFC 5321
 /// allows 64 in all.
-pub const MAX_BOUNCE_LOCAL_LEN: usize = 22;
+pub const MAX_BOUNCE_LOCAL_LEN: usize = 19;
 /// No valid token is longer than this many characters; longer input is refused before decoding.
 const MAX_TOKEN_CHARS: usize = 80;
 
