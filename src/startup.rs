@@ -491,6 +491,22 @@ pub fn dkim_signer(settings: &Settings) -> anyhow::Result<Option<DkimSigner>> {
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.
+/// Cancels `shutdown` on SIGTERM or SIGINT. The handlers are in place when this returns.
+pub fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("stopping: finishing the messages being sent");
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
 pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -93,19 +93,15 @@ pub async fn run_with_clock(
             code
         }
         Command::Serve => {
+            // Signals are caught from the start: a SIGTERM while the store opens still ends the daemon cleanly.
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            crate::startup::cancel_on_signal(shutdown.clone())?;
             let application = crate::startup::Application::build(settings, clock).await?;
             writeln!(
                 out,
                 "tidings serves {} and sends due issues; Ctrl-C or SIGTERM stops it",
                 crate::configuration::local_url(application.address())
             )?;
-            let shutdown = tokio_util::sync::CancellationToken::new();
-            let trigger = shutdown.clone();
-            tokio::spawn(async move {
-                crate::startup::shutdown_signal().await;
-                tracing::info!("stopping: finishing the messages being sent");
-                trigger.cancel();
-            });
             application.run_until_stopped(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
