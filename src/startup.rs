@@ -122,6 +122,7 @@ fn web_settings(settings: &Settings) -> WebSettings {
         subscribe_per_hour: http.subscribe_per_hour,
         max_body_bytes: http.max_body_bytes,
         client_ip_header: http.client_ip_header.clone(),
+        trusted_proxies: http.trusted_proxies.clone(),
         pending_expiry: settings.subscribe.pending_expiry,
     }
 }
@@ -267,6 +268,7 @@ pub fn delivery_context(
         lease: delivery.lease,
         dead_after: delivery.dead_after,
         resend_ambiguous: delivery.resend_ambiguous,
+        idle_poll: delivery.idle_poll,
         limits: RateLimits { per_second: delivery.per_second, per_hour: delivery.per_hour, per_day: delivery.per_day },
         relay,
         track_opens: settings.tracking.opens,

@@ -58,8 +58,10 @@ pub struct WebSettings {
     pub subscribe_per_hour: u32,
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
-    /// The header a local reverse proxy passes the client's address in; empty: none.
+    /// The header a reverse proxy passes the client's address in; empty: none.
     pub client_ip_header: String,
+    /// The proxies (addresses or networks) whose header is believed.
+    pub trusted_proxies: Vec<String>,
     /// How long a confirmation link stays valid.
     pub pending_expiry: SignedDuration,
 }
@@ -113,6 +115,7 @@ struct Web {
     links: LinkBuilder,
     settings: WebSettings,
     client_ip_header: Option<HeaderName>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     pages: pages::Pages,
     lists: HashMap<i64, ListRow>,
     default_list: ListRow,
@@ -123,7 +126,8 @@ struct Web {
 }
 
 impl AppState {
-    /// Checks the parts (the default list exists, the proxy header is a header name, the page templates parse).
+    /// Checks the parts (the default list exists, the proxy header is a header name and its proxies are addresses,
+    /// the page templates parse).
     pub fn new(store: Store, parts: WebParts) -> anyhow::Result<AppState> {
         let default_list = (parts.lists.iter().find(|list| list.slug == parts.default_list).cloned())
             .ok_or_else(|| anyhow!("default_list `{}` is not a list in the database", parts.default_list))?;
@@ -134,6 +138,7 @@ impl AppState {
                     .map_err(|_| anyhow!("http.client_ip_header `{name}` is not an HTTP header name"))?,
             ),
         };
+        let trusted_proxies = guard::trusted_proxies(&parts.settings.trusted_proxies)?;
         let pages = pages::Pages::new(&parts.site, &default_list.name).context("cannot load the page templates")?;
         let web = Web {
             clock: parts.clock,
@@ -141,6 +146,7 @@ impl AppState {
             limits: guard::Limits::new(&parts.settings),
             settings: parts.settings,
             client_ip_header,
+            trusted_proxies,
             pages,
             lists: parts.lists.into_iter().map(|list| (list.id, list)).collect(),
             default_list,

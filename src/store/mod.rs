@@ -10,10 +10,12 @@ mod deliveries;
 mod import;
 mod issues;
 mod lists;
+mod maintenance;
 mod outbox;
 mod relay;
 mod stats;
 mod subscribers;
+mod wake;
 mod web;
 
 use std::str::FromStr;
@@ -31,10 +33,12 @@ pub use deliveries::{
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
+pub use maintenance::BackupMark;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits};
 pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
+pub use wake::WakeListener;
 pub use web::{
     ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,
     SubscribeOutcome, SubscribeRequest, Tally, WebCounts,

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod backup;
 mod browser;
 mod cadence;
 mod config;
@@ -15,4 +16,6 @@ mod render;
 mod smtp_server;
 mod stats;
 mod subscribers;
+mod upgrade;
+mod wake;
 mod web;

@@ -8,6 +8,7 @@
 mod browser;
 mod links;
 mod operations;
+mod proxy;
 mod subscribe;
 mod votes;
 
