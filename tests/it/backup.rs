@@ -89,7 +89,11 @@ async fn a_backup_taken_mid_send_and_restored_completes_the_send_and_lists_every
     }
     assert_eq!(received.len(), SUBSCRIBERS, "every subscriber received the issue");
     let restored_borrowed: Vec<(&str, &str)> = restored_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let status = db.tidings_env(&["issue", "status", "122", "--json"], &restored_borrowed);
+    let status = crate::helpers::tidings_with_env(
+        &["issue", "status", "122", "--json"],
+        &restored_borrowed,
+        restored_dir.path(),
+    );
     assert_eq!(status.code, Some(0), "{}", status.stderr);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
     let listed: HashSet<&str> = status["ambiguous"]
