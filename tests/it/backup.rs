@@ -114,3 +114,13 @@ async fn a_backup_taken_mid_send_and_restored_completes_the_send_and_lists_every
     }
     restored.close().await;
 }
+
+#[tokio::test]
+async fn tidings_backup_on_postgresql_points_to_pg_dump_and_writes_nothing() {
+    let Some(db) = TestDatabase::postgres().await else { return };
+    let out = db.dir.path().join("backup.db");
+    let run = db.tidings(&["backup", "--out", out.to_str().expect("path")]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(run.stderr.contains("pg_dump -Fc"), "{}", run.stderr);
+    assert!(!out.exists(), "no file is left behind");
+}

@@ -46,3 +46,19 @@ both_backends! {
         assert_eq!(arrived.expect("the woken daemon sent the issue").len(), 3);
     }
 }
+
+both_backends! {
+    async fn the_next_timer_is_a_scheduled_issue_s_time_and_nothing_when_nothing_is_scheduled(db) {
+        assert_eq!(db.tidings(&["issue", "add", SAMPLE]).code, Some(0));
+        let issue = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("the issue");
+        let now = db.clock.now();
+        let dead_after = jiff::SignedDuration::from_secs(30);
+        assert_eq!(db.store.next_timer(now, dead_after).await.expect("timer"), None, "a draft wakes nobody");
+
+        let send_at = now + jiff::SignedDuration::from_secs(90);
+        assert!(db.store.schedule_issue(issue.id, send_at, None, now).await.expect("schedule"));
+        assert_eq!(db.store.next_timer(now, dead_after).await.expect("timer"), Some(send_at));
+        let later = send_at + jiff::SignedDuration::from_secs(1);
+        assert_eq!(db.store.next_timer(later, dead_after).await.expect("timer"), None, "a passed time is the step's");
+    }
+}
