@@ -84,8 +84,8 @@ pub(super) async fn backup(
     if mark.outbox_incomplete > 0 {
         writeln!(
             out,
-            "note: {} issues were still creating their delivery rows; after a restore, deliveries created then are \
-             not listed (they may also have been sent after the backup)",
+            "issues still creating their delivery rows, paused in the copy (`issue status` says why; `issue resume` \
+             sends them on after a restore): {}",
             mark.outbox_incomplete
         )?;
     }

@@ -24,7 +24,8 @@ pub struct BackupMark {
     pub unsettled: u64,
     /// Deliveries being sent when the copy was taken, now `ambiguous`.
     pub in_flight: u64,
-    /// Issues whose delivery rows were still being created: deliveries created after a restore are not marked.
+    /// Issues whose delivery rows were still being created: paused in the copy with the reason, since the rows
+    /// created after a restore could not be marked.
     pub outbox_incomplete: u64,
 }
 
@@ -92,8 +93,9 @@ impl Store {
 
     /// Marks a copy taken at `taken_at` as a backup, so that a restore of it says what it may send again:
     /// every delivery not settled in the copy gets `ambiguous_at = taken_at` and says why (it may have been
-    /// sent after the backup), those being sent become `ambiguous` with their lease released, and the daemons
-    /// recorded as running are forgotten (none runs on the copy). Call it on the copy, never on the database.
+    /// sent after the backup), those being sent become `ambiguous` with their lease released, an issue whose
+    /// delivery rows were still being created is paused with the reason (rows created later cannot be marked),
+    /// and the daemons recorded as running are forgotten (none runs on the copy). Call it on the copy only.
     pub async fn mark_as_backup(&self, taken_at: Timestamp) -> anyhow::Result<BackupMark> {
         let at = to_millis(taken_at);
         let reason = format!(
@@ -106,19 +108,25 @@ impl Store {
         let unsettled_sql = "UPDATE deliveries SET ambiguous_at = COALESCE(ambiguous_at, $1), last_error = $2, \
                              updated_at = $1 \
                              WHERE status IN ('queued', 'retry_wait', 'ambiguous') AND is_test = false";
-        let incomplete_sql = "SELECT COUNT(*) FROM issues WHERE status IN ('sending', 'paused') \
-                              AND started_at IS NOT NULL AND outbox_ready_at IS NULL";
+        let hold = format!(
+            "restored from the backup taken at {}, while its delivery rows were being created: rows created after \
+             the restore are not marked, and their subscribers may have had the issue already; \
+             `tidings issue resume` sends it on",
+            taken_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let incomplete_sql = "UPDATE issues SET status = 'paused', hold_reason = $1 \
+                              WHERE status = 'sending' AND started_at IS NOT NULL AND outbox_ready_at IS NULL";
         let result = on_pool!(self, pool => {
             let mut tx = pool.begin_with(super::write_begin(pool)).await?;
             let in_flight = sqlx::query(in_flight_sql).bind(at).bind(&reason).execute(&mut *tx).await?.rows_affected();
             let unsettled = sqlx::query(unsettled_sql).bind(at).bind(&reason).execute(&mut *tx).await?.rows_affected();
             sqlx::query("DELETE FROM daemons").execute(&mut *tx).await?;
-            let (incomplete,): (i64,) = sqlx::query_as(incomplete_sql).fetch_one(&mut *tx).await?;
+            let incomplete = sqlx::query(incomplete_sql).bind(&hold).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             Ok::<_, sqlx::Error>(BackupMark {
                 unsettled: unsettled.saturating_sub(in_flight),
                 in_flight,
-                outbox_incomplete: incomplete.max(0) as u64,
+                outbox_incomplete: incomplete,
             })
         });
         result.context("cannot mark the copy as a backup")
