@@ -3,7 +3,7 @@
 # /proc/PID/stat) over SECONDS, scaled to 10 minutes, and (2) the delay from running `tidings issue send` to the
 # first message arriving at an SMTP server (a small asyncio sink in this script, which notes the moment the
 # first message's final dot arrives), over ROUNDS sends.
-# Usage: bench/idle.sh sqlite|postgres [SECONDS] [ROUNDS]
+# Usage: [IDLE_BENCH_BIN=path] bench/idle.sh sqlite|postgres [SECONDS] [ROUNDS]
 #   postgres needs PG_BENCH_URL, a URL of a role that may create databases (e.g. ".../postgres"); the script
 #   creates and drops its own database there.
 set -euo pipefail
@@ -12,8 +12,13 @@ backend=${1:-sqlite}
 seconds=${2:-180}
 rounds=${3:-10}
 
-cargo build --release --quiet
-tidings=$PWD/target/release/tidings
+# IDLE_BENCH_BIN: an already built binary (default: a release build of this checkout).
+if [[ -n "${IDLE_BENCH_BIN:-}" ]]; then
+  tidings=$IDLE_BENCH_BIN
+else
+  cargo build --release --quiet
+  tidings=$PWD/target/release/tidings
+fi
 dir=$(mktemp -d /tmp/tidings-idle-bench.XXXXXX)
 db_name=""
 cleanup() {
@@ -93,7 +98,16 @@ sleep "$seconds"
 after=$(cpu)
 kill -0 "$daemon" || { cat "$dir/serve.log"; exit 1; }
 
+# When `issue send` committed the start of issue N (issues.started_at, milliseconds, the command's clock).
+started_at() {
+  local sql="SELECT started_at FROM issues WHERE number = $1"
+  case "$backend" in
+    sqlite) python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$dir/bench.db" "$sql" ;;
+    postgres) psql -tA "$TIDINGS_DATABASE__URL" -c "$sql" ;;
+  esac
+}
 delays=()
+after_exit=()
 for ((i = 1; i <= rounds; i++)); do
   count=$(wc -l <"$dir/arrivals.log")
   start=$(python3 -c 'import time; print(f"{time.time():.6f}")')
@@ -105,18 +119,23 @@ for ((i = 1; i <= rounds; i++)); do
   arrived=$(sed -n "$((count + 1))p" "$dir/arrivals.log")
   [[ -n "$arrived" ]] || { echo "round $i: no message within 6 s" >&2; cat "$dir/serve.log"; exit 1; }
   delays+=("$(python3 -c "print(round(($arrived - $start) * 1000, 1))")")
+  committed=$(started_at $((1000 + i)))
+  after_exit+=("$(python3 -c "print(round($arrived * 1000 - $committed, 1))")")
   sleep 2 # idle again before the next round
 done
 kill -TERM "$daemon"; wait "$daemon" || true; daemon=
 
-python3 - "$backend" "$seconds" "$before" "$after" "$ticks" "${delays[@]}" <<'EOF'
+python3 - "$backend" "$seconds" "$before" "$after" "$ticks" "${delays[*]}" "${after_exit[*]}" <<'EOF'
 import statistics, sys
-backend, seconds, before, after, ticks, *delays = sys.argv[1:]
+backend, seconds, before, after, ticks, delays, after_exit = sys.argv[1:]
 cpu = (int(after) - int(before)) / int(ticks)
-delays = sorted(float(d) for d in delays)
+delays = sorted(float(d) for d in delays.split())
+after_exit = sorted(float(d) for d in after_exit.split())
 print(f"\n{backend}: idle daemon used {cpu:.2f} s of CPU over {seconds} s"
       f" = {cpu * 600 / int(seconds):.2f} s per 10 minutes ({100 * cpu / int(seconds):.3f} % of one core)")
 print(f"issue send -> first message at the SMTP server, {len(delays)} sends: median {statistics.median(delays):.1f} ms,"
-      f" min {delays[0]:.1f} ms, max {delays[-1]:.1f} ms  (includes starting the tidings command, which opens the database)")
+      f" min {delays[0]:.1f} ms, max {delays[-1]:.1f} ms (from starting the command, which opens the database)")
+print(f"the same from the command's commit (issues.started_at): median {statistics.median(after_exit):.1f} ms,"
+      f" min {after_exit[0]:.1f} ms, max {after_exit[-1]:.1f} ms")
 EOF
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
