@@ -242,6 +242,16 @@ pub(crate) async fn finish(State(state): State<AppState>, request: Request, next
 mod tests {
     use super::*;
 
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_anything_else_is_refused_by_name() {
+        let nets = trusted_proxies(&["127.0.0.1".into(), "10.0.0.0/8".into(), " ::1 ".into()]).expect("valid");
+        let contains = |ip: &str| nets.iter().any(|net| net.contains(&ip.parse::<IpAddr>().expect("ip")));
+        assert!(contains("127.0.0.1") && contains("10.1.2.3") && contains("::1"));
+        assert!(!contains("127.0.0.2") && !contains("11.0.0.1"));
+        let error = trusted_proxies(&["proxy.example.com".into()]).expect_err("a name is not an address");
+        assert!(error.to_string().contains("`proxy.example.com`"), "{error}");
+    }
+
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs.iter().map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
     }
