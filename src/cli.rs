@@ -71,8 +71,22 @@ fn suggest(error: clap::Error, args: &[std::ffi::OsString]) -> clap::Error {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply the database migrations that are not applied yet (every command also does this at start).
-    #[command(after_help = "Example:\n  tidings migrate")]
-    Migrate,
+    #[command(after_help = "Example:\n  tidings migrate --dry-run\n  tidings migrate")]
+    Migrate {
+        /// Only list the migrations that would be applied; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Copy the SQLite database, consistently, while daemons run and send (PostgreSQL: use pg_dump), and
+    /// print how to restore the copy. Deliveries not settled in the copy are marked, so that after a restore
+    /// `issue status` lists them as possibly received twice. Never overwrites a file.
+    #[command(after_help = "Example:\n  tidings backup --out /var/backups/tidings-$(date +%F).db")]
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 
     /// Add, import, list, show, remove, export and erase subscribers.
     #[command(subcommand)]

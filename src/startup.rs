@@ -188,6 +188,7 @@ fn web_settings(settings: &Settings) -> WebSettings {
         max_body_bytes: http.max_body_bytes,
         body_timeout: positive(http.body_timeout).unwrap_or(Duration::from_secs(30)),
         client_ip_header: http.client_ip_header.clone(),
+        trusted_proxies: http.trusted_proxies.clone(),
         pending_expiry: settings.subscribe.pending_expiry,
     }
 }
@@ -231,7 +232,10 @@ fn server_limits(settings: &Settings) -> anyhow::Result<ServerLimits> {
         header_timeout,
         max_connections,
         per_address: (http.max_connections_per_address > 0).then_some(http.max_connections_per_address as usize),
-        proxied_loopback: !http.client_ip_header.trim().is_empty(),
+        proxies: match http.client_ip_header.trim() {
+            "" => Vec::new(),
+            _ => crate::http::trusted_proxies(&http.trusted_proxies)?,
+        },
         shutdown_timeout,
     })
 }
@@ -385,6 +389,7 @@ pub fn delivery_context(
         lease: delivery.lease,
         dead_after: delivery.dead_after,
         resend_ambiguous: delivery.resend_ambiguous,
+        idle_poll: delivery.idle_poll,
         limits: RateLimits { per_second: delivery.per_second, per_hour: delivery.per_hour, per_day: delivery.per_day },
         relay,
         track_opens: settings.tracking.opens,

@@ -8,6 +8,7 @@ mod delivery;
 mod demo;
 pub mod import;
 mod issue;
+mod lifecycle;
 mod queue;
 mod stats;
 mod subscriber;
@@ -75,20 +76,15 @@ pub async fn run_with_clock(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Migrate => {
-            let store = Store::connect(&store_options(&settings)).await?;
-            let applied = store.migrate().await?;
-            let all = store.applied_migrations().await?;
-            for migration in &applied {
-                writeln!(out, "applied {migration}")?;
-            }
-            writeln!(out, "the database is up to date ({} migrations applied in all)", all.len())?;
-            store.close().await;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Migrate { dry_run } => lifecycle::migrate(&settings, dry_run, out).await,
+        Command::Backup { out: path } => lifecycle::backup(&settings, &clock, &path, out).await,
         Command::Subscriber(command) => {
             let context = AdminContext::open(settings, clock).await?;
+            let wake = lifecycle::subscriber_wakes_daemons(&command);
             let code = subscriber::run(&context, command, out).await;
+            if wake && code.is_ok() {
+                context.store.wake_daemons().await;
+            }
             context.store.close().await;
             code
         }
@@ -141,7 +137,11 @@ pub async fn run_with_clock(
         }
         Command::Issue(command) => {
             let context = AdminContext::open(settings, clock).await?;
+            let wake = lifecycle::issue_wakes_daemons(&command);
             let code = issue::run(&context, command, out).await;
+            if wake && code.is_ok() {
+                context.store.wake_daemons().await;
+            }
             context.store.close().await;
             code
         }

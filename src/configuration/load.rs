@@ -81,6 +81,9 @@ pub fn load_layers(file: Option<(&Path, &str)>, env: &HashMap<String, String>) -
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
+            // The one list a variable may hold: `TIDINGS_HTTP__TRUSTED_PROXIES=10.0.0.5,10.0.1.0/24`.
+            .list_separator(",")
+            .with_list_parse_key("http.trusted_proxies")
             .source(Some(settings)),
     );
     check(builder, "the environment", |key| {

@@ -111,6 +111,9 @@ pub struct DeliverySettings {
     pub lease: SignedDuration,
     pub dead_after: SignedDuration,
     pub resend_ambiguous: bool,
+    /// The longest an idle daemon sleeps when no timer is due and nothing wakes it (a wake-up from the command
+    /// line and every known timer end the sleep sooner).
+    pub idle_poll: SignedDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,8 +132,8 @@ pub struct HttpSettings {
     pub subscribe_per_hour: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// A header in which a reverse proxy on the same machine passes the client's address (its last entry is
-    /// used, and only on connections from a loopback address); empty: the connection's own address.
+    /// A header in which a reverse proxy passes the client's address (its last entry is used, and only on
+    /// connections from `trusted_proxies`); empty: the connection's own address.
     pub client_ip_header: String,
     /// How long a connection may take to send a request head, from opening or from its previous response.
     pub header_timeout: SignedDuration,
@@ -142,6 +145,8 @@ pub struct HttpSettings {
     pub max_connections_per_address: u32,
     /// How long requests in progress may go on after a shutdown signal before their connections are dropped.
     pub shutdown_timeout: SignedDuration,
+    /// The addresses or networks (`10.0.0.0/8`) of the reverse proxies whose `client_ip_header` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

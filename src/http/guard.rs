@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use ipnet::IpNet;
 
 use super::{AppState, WebSettings};
 
@@ -198,19 +199,37 @@ pub(crate) fn limiter_key(ip: IpAddr) -> IpAddr {
 }
 
 /// The client's address: the connection's, or the last entry of the proxy's header when the connection comes
-/// from this machine (only a local proxy is trusted to set it).
-fn client_ip(request: &Request, header: Option<&HeaderName>) -> Option<IpAddr> {
+/// from a trusted proxy (anyone else could put any address there).
+fn client_ip(request: &Request, header: Option<&HeaderName>, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    let forwarded = header.filter(|_| peer.is_loopback()).and_then(|name| {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+        IpAddr::V4(_) => peer,
+    };
+    let from_proxy = trusted.iter().any(|net| net.contains(&peer));
+    let forwarded = header.filter(|_| from_proxy).and_then(|name| {
         let value = request.headers().get_all(name).iter().next_back()?.to_str().ok()?;
         value.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
     });
     Some(forwarded.unwrap_or(peer))
 }
 
+/// `http.trusted_proxies` as networks: an address alone is a network of one.
+pub(crate) fn trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<IpNet>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry.parse::<IpNet>().or_else(|_| entry.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                anyhow::anyhow!("http.trusted_proxies: `{entry}` is not an address or a network like 10.0.0.0/8")
+            })
+        })
+        .collect()
+}
+
 /// Rate-limits pages and forms per client address. The open pixel, `/healthz` and `/metrics` are exempt.
 pub(crate) async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(ip) = client_ip(&request, state.web.client_ip_header.as_ref()) else {
+    let Some(ip) = client_ip(&request, state.web.client_ip_header.as_ref(), &state.web.trusted_proxies) else {
         return next.run(request).await;
     };
     request.extensions_mut().insert(ClientIp(ip));
@@ -251,6 +270,16 @@ pub(crate) async fn finish(State(state): State<AppState>, request: Request, next
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_anything_else_is_refused_by_name() {
+        let nets = trusted_proxies(&["127.0.0.1".into(), "10.0.0.0/8".into(), " ::1 ".into()]).expect("valid");
+        let contains = |ip: &str| nets.iter().any(|net| net.contains(&ip.parse::<IpAddr>().expect("ip")));
+        assert!(contains("127.0.0.1") && contains("10.1.2.3") && contains("::1"));
+        assert!(!contains("127.0.0.2") && !contains("11.0.0.1"));
+        let error = trusted_proxies(&["proxy.example.com".into()]).expect_err("a name is not an address");
+        assert!(error.to_string().contains("`proxy.example.com`"), "{error}");
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs.iter().map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v))).collect()

@@ -43,6 +43,7 @@ use crate::domain::{
 };
 use crate::store::{ListRow, Store};
 
+pub(crate) use guard::trusted_proxies;
 pub use open::{CLICK_PATH, click_url};
 pub use recorder::{OpenRecorder, OpenWriter, open_recorder};
 pub use server::{RESERVED_FILES, ServerLimits, connection_cap, open_file_limit, serve};
@@ -63,8 +64,10 @@ pub struct WebSettings {
     pub max_body_bytes: usize,
     /// How long a request's body may take to arrive whole.
     pub body_timeout: std::time::Duration,
-    /// The header a local reverse proxy passes the client's address in; empty: none.
+    /// The header a reverse proxy passes the client's address in; empty: none.
     pub client_ip_header: String,
+    /// The proxies (addresses or networks) whose header is believed.
+    pub trusted_proxies: Vec<String>,
     /// How long a confirmation link stays valid.
     pub pending_expiry: SignedDuration,
 }
@@ -118,6 +121,7 @@ struct Web {
     links: LinkBuilder,
     settings: WebSettings,
     client_ip_header: Option<HeaderName>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     pages: pages::Pages,
     lists: HashMap<i64, ListRow>,
     default_list: ListRow,
@@ -128,7 +132,8 @@ struct Web {
 }
 
 impl AppState {
-    /// Checks the parts (the default list exists, the proxy header is a header name, the page templates parse).
+    /// Checks the parts (the default list exists, the proxy header is a header name and its proxies are addresses,
+    /// the page templates parse).
     pub fn new(store: Store, parts: WebParts) -> anyhow::Result<AppState> {
         let default_list = (parts.lists.iter().find(|list| list.slug == parts.default_list).cloned())
             .ok_or_else(|| anyhow!("default_list `{}` is not a list in the database", parts.default_list))?;
@@ -139,6 +144,7 @@ impl AppState {
                     .map_err(|_| anyhow!("http.client_ip_header `{name}` is not an HTTP header name"))?,
             ),
         };
+        let trusted_proxies = guard::trusted_proxies(&parts.settings.trusted_proxies)?;
         let pages = pages::Pages::new(&parts.site, &default_list.name).context("cannot load the page templates")?;
         let web = Web {
             clock: parts.clock,
@@ -146,6 +152,7 @@ impl AppState {
             limits: guard::Limits::new(&parts.settings),
             settings: parts.settings,
             client_ip_header,
+            trusted_proxies,
             pages,
             lists: parts.lists.into_iter().map(|list| (list.id, list)).collect(),
             default_list,

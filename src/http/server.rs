@@ -41,9 +41,9 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Connections per client address; `None`: no cap.
     pub per_address: Option<usize>,
-    /// Loopback peers are a local reverse proxy's (a client address header is configured): not capped per
-    /// address.
-    pub proxied_loopback: bool,
+    /// The reverse proxies' addresses (`http.trusted_proxies`) when a client address header is configured:
+    /// their connections carry many clients and are not capped per address. Empty: every peer is capped.
+    pub proxies: Vec<ipnet::IpNet>,
     pub shutdown_timeout: Duration,
 }
 
@@ -93,7 +93,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
                 continue;
             }
         };
-        let exempt = limits.proxied_loopback && peer.ip().is_loopback();
+        let exempt = limits.proxies.iter().any(|net| net.contains(&peer.ip()));
         let slot = match limits.per_address.filter(|_| !exempt) {
             Some(cap) => match addresses.take(peer.ip(), cap) {
                 Some(slot) => Some(slot),

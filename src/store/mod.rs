@@ -12,12 +12,14 @@ mod imap;
 mod import;
 mod issues;
 mod lists;
+mod maintenance;
 mod outbox;
 mod pace;
 mod relay;
 mod stats;
 mod subscribers;
 mod suppressions;
+mod wake;
 mod web;
 
 use std::str::FromStr;
@@ -37,11 +39,13 @@ pub use imap::ImapCursor;
 pub use import::{ImportBatch, ImportBatchOutcome, ImportRow, ImportSession, Standing};
 pub use issues::{IssueRow, NewIssue, SaveOutcome};
 pub use lists::ListRow;
+pub use maintenance::BackupMark;
 pub use outbox::{LocalSchedule, OUTBOX_CHUNK};
 pub use relay::{OpenCircuit, RateLimits, Reservation};
 pub use stats::{Buckets, IssueDetail, IssueSummary, LinkClicks, ReasonCount, ReportCounts, StarCounts};
 pub use subscribers::{AddOutcome, EraseOutcome, StatusCount, SubscriberFilter, SubscriberRow, SubscriptionRow};
 pub use suppressions::{ReportFilter, ReportRates, SuppressionRow};
+pub use wake::WakeListener;
 pub use web::{
     ArchiveEntry, ExpiryOutcome, LinkIssue, LinkSubscriber, NewVote, NoConfirmation, OpenEvent, Resubscribe, Stars,
     SubscribeOutcome, SubscribeRequest, Tally, WebCounts,

@@ -27,6 +27,8 @@ pub struct DeliveryConfig {
     pub lease: SignedDuration,
     pub dead_after: SignedDuration,
     pub resend_ambiguous: bool,
+    /// The longest an idle daemon sleeps without a timer or a wake-up.
+    pub idle_poll: SignedDuration,
     pub limits: RateLimits,
     /// The relay the rate limits and the circuit belong to: `host:port`, or `outbox`.
     pub relay: String,

@@ -12,6 +12,7 @@
 mod cadence;
 mod context;
 mod eligibility;
+mod idle;
 mod schedule;
 mod send;
 mod settle;
@@ -81,32 +82,54 @@ pub async fn run_step(
     Ok(report)
 }
 
-/// How often an idle daemon looks for new work (an `issue send` from the CLI is picked up within this).
-const POLL: Duration = Duration::from_secs(1);
+/// How long the engine waits before trying again after a step failed.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// How often a daemon renews its heartbeat.
 pub(crate) const HEARTBEAT: SignedDuration = SignedDuration::from_secs(5);
 
-/// Runs the engine until `shutdown` is cancelled, then unregisters the daemon.
+/// Runs the engine until `shutdown` is cancelled, then unregisters the daemon. Between steps with nothing to
+/// do it sleeps until the next timer (`idle.rs`) or a wake-up from the command line.
 pub async fn run(context: DeliveryContext, shutdown: CancellationToken) {
+    let wake = match context.store.wake_listener().await {
+        Ok(wake) => Some(wake),
+        Err(e) => {
+            let error = format!("{e:#}");
+            tracing::warn!(error, "cannot listen for wake-ups; new work is found every delivery.idle_poll");
+            None
+        }
+    };
     loop {
         let now = context.clock.now();
         if shutdown.is_cancelled() {
             break;
         }
         let wait = match run_step(&context, now, &shutdown).await {
-            Ok(report) => match report.idle_until {
-                None => Duration::ZERO,
-                Some(until) => Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO).min(POLL),
-            },
+            Ok(report) => {
+                if !report.started.is_empty() {
+                    // Other daemons sharing the database join in as soon as the outbox is there.
+                    context.store.wake_daemons().await;
+                }
+                match report.idle_until {
+                    None => Duration::ZERO,
+                    Some(until) => idle::sleep_for(&context, now, until).await,
+                }
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "a delivery step failed; trying again shortly");
-                POLL
+                RETRY_AFTER_ERROR
             }
         };
         if !wait.is_zero() {
+            let woken = async {
+                match &wake {
+                    Some(wake) => wake.woken().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = woken => {}
             }
         }
     }

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryContext;
@@ -39,8 +39,9 @@ pub(super) async fn send_due(
     let unused = granted.saturating_sub(claimed.len() as u32);
     context.store.return_sends(&config.relay, config.limits, granted, unused, now).await?;
     if claimed.is_empty() {
-        let next =
-            context.store.next_due().await?.unwrap_or(now.saturating_add(SignedDuration::from_secs(1)).unwrap_or(now));
+        // Nothing due at all: sleep as long as an idle daemon may (a wake-up or a timer ends it sooner).
+        let idle = now.saturating_add(config.idle_poll).unwrap_or(now);
+        let next = context.store.next_due().await?.unwrap_or(idle);
         return Ok((0, Some(next.max(now))));
     }
 

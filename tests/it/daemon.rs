@@ -12,21 +12,21 @@ use crate::both_backends;
 use crate::helpers::TestDatabase;
 use crate::helpers::smtp_server::{Action, Fault, SmtpServer, Trigger, Verb};
 
-const KEYS: &str = "1:test-signing-key-test-signing-key-0123456789";
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
+pub(crate) const KEYS: &str = "1:test-signing-key-test-signing-key-0123456789";
+pub(crate) const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
 
-fn address(i: usize) -> String {
+pub(crate) fn address(i: usize) -> String {
     format!("reader{i}@example.com")
 }
 
-async fn subscribe(db: &TestDatabase, count: usize) {
+pub(crate) async fn subscribe(db: &TestDatabase, count: usize) {
     // The daemon runs on the real clock, and an issue goes to subscriptions made before it started.
     let now = tidings::clock::Clock::system().now();
     db.import((0..count).map(|i| (address(i), String::new(), None)), now).await;
 }
 
 /// The environment of a daemon sending to `smtp`.
-fn daemon_env(db: &TestDatabase, smtp: &SmtpServer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn daemon_env(db: &TestDatabase, smtp: &SmtpServer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("TIDINGS_DATABASE__URL", db.url.as_str()),
         ("TIDINGS_TRANSPORT__KIND", "smtp"),
@@ -49,7 +49,7 @@ fn daemon_env(db: &TestDatabase, smtp: &SmtpServer, extra: &[(&str, &str)]) -> V
     env
 }
 
-fn spawn_daemon(db: &TestDatabase, env: &[(String, String)]) -> Child {
+pub(crate) fn spawn_daemon(db: &TestDatabase, env: &[(String, String)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
     command.arg("serve").current_dir(db.dir.path()).stdout(Stdio::null()).stderr(Stdio::null());
     for (key, _) in std::env::vars() {
@@ -61,7 +61,7 @@ fn spawn_daemon(db: &TestDatabase, env: &[(String, String)]) -> Child {
     command.spawn().expect("start tidings serve")
 }
 
-fn signal(child: &Child, signal: &str) {
+pub(crate) fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
     assert!(status.success());
 }

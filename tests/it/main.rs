@@ -3,6 +3,7 @@
 mod helpers;
 
 mod addresses;
+mod backup;
 mod bounces;
 mod browser;
 mod cadence;
@@ -21,4 +22,6 @@ mod sending_faults;
 mod smtp_server;
 mod stats;
 mod subscribers;
+mod upgrade;
+mod wake;
 mod web;

@@ -93,6 +93,32 @@ impl TestDatabase {
         Some(Self::open(format!("{base}/{name}"), Backend::Postgres, dir).await)
     }
 
+    /// The URL of a new, empty database (no migration applied) with a folder that lives as long as it; `None`
+    /// when PostgreSQL is skipped (see [`TestDatabase::postgres`]).
+    pub async fn empty(backend: Backend) -> Option<(String, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        if backend == Backend::Sqlite {
+            return Some((format!("sqlite://{}", dir.path().join("tidings.db").display()), dir));
+        }
+        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+            if std::env::var(PG_SKIP_VAR).is_ok_and(|v| v == "1") {
+                eprintln!("SKIPPED: PostgreSQL variant ({PG_SKIP_VAR}=1: scripts/test could not start PostgreSQL)");
+                return None;
+            }
+            panic!("{PG_URL_VAR} is not set: run the tests through scripts/test, which starts PostgreSQL");
+        };
+        let name = format!("tidings_test_{:016x}", rand::random::<u64>());
+        let admin = Store::connect(&options(&admin_url)).await.expect("connect to the PostgreSQL test server");
+        let Store::Postgres(pool) = &admin else { panic!("{PG_URL_VAR} is not a postgres:// URL") };
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(pool)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let (base, _) = admin_url.rsplit_once('/').expect("the URL names a database");
+        Some((format!("{base}/{name}"), dir))
+    }
+
     async fn open(url: String, backend: Backend, dir: tempfile::TempDir) -> Self {
         let store = Store::open(&options(&url)).await.expect("open and migrate the test database");
         let clock = Clock::manual("2026-12-07T08:00:00Z".parse().expect("timestamp"));
@@ -153,7 +179,7 @@ impl TestDatabase {
     }
 }
 
-fn options(url: &str) -> StoreOptions {
+pub fn options(url: &str) -> StoreOptions {
     StoreOptions { url: url.to_owned(), max_connections: 4, busy_timeout: Duration::from_secs(5) }
 }
 

@@ -11,6 +11,7 @@ mod edges;
 mod links;
 mod operations;
 mod process;
+mod proxy;
 mod subscribe;
 mod votes;
 
