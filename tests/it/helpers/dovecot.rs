@@ -98,12 +98,12 @@ impl Dovecot {
     }
 
     async fn wait_until_listening(&self) {
-        // Dovecot gives no sign of readiness but its open ports: up to 20 s in steps of 50 ms.
+        // Dovecot gives no sign of readiness but its open ports: up to 60 s in steps of 50 ms (a loaded machine).
         for port in std::iter::once(self.port).chain(self.tls_port) {
             let mut attempts = 0;
             while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
                 attempts += 1;
-                assert!(attempts < 400, "dovecot did not start: {}", self.log());
+                assert!(attempts < 1_200, "dovecot did not start: {}", self.log());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
