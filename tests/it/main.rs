@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bounce_load;
 mod bounces;
 mod browser;
 mod cadence;
@@ -12,6 +13,7 @@ mod import;
 mod issues;
 mod mailer;
 mod migrations;
+mod mta;
 mod render;
 mod smtp_server;
 mod stats;

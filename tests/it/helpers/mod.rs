@@ -1,6 +1,7 @@
 //! Shared test helpers: fresh databases on both backends, the `tidings` binary, and the SMTP test server.
 
 pub mod browser;
+pub mod mta;
 pub mod report_client;
 pub mod smtp_server;
 
