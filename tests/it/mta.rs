@@ -1,8 +1,8 @@
 //! Bounces end to end with real MTAs. Postfix: `tidings serve` sends issue 122 through a private Postfix, which
 //! relays to the SMTP test server; the test server refuses some recipients (550 5.1.1, 452 4.2.2), Postfix
 //! writes its own DSNs to the signed return paths and delivers them, through its transport map, to the report
-//! listener of the same daemon. Exim: Exim's `:fail:` router refuses a recipient, Exim writes its DSN and pipes
-//! it to `tidings bounce ingest`; with the database down the pipe exits 75 and Exim keeps the DSN queued until a
+//! listener of the same daemon. Exim: the SMTP test server refuses a recipient Exim relays to it, Exim writes its
+//! DSN and pipes it to `tidings bounce ingest`; with the database down the pipe exits 75 and Exim keeps the DSN queued until a
 //! later queue run delivers it. Every check counts what the other side received or what the database holds.
 
 use std::process::{Child, Command, Stdio};
@@ -214,18 +214,24 @@ async fn an_exim_dsn_through_bounce_ingest_suppresses_and_with_the_database_down
     };
     let env_down = environment(&down);
     let pairs: Vec<(&str, &str)> = env_down.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let Some(exim) = Exim::new("bounces.example.com", "reader0", &format!("{tidings} bounce ingest"), &pairs) else {
+    let Some(exim) = Exim::new("bounces.example.com", app.smtp.port(), &format!("{tidings} bounce ingest"), &pairs)
+    else {
         return;
     };
     // Exim's pipe runs as Debian-exim: it must be able to write the SQLite database.
     let chmod = Command::new("chmod").arg("-R").arg("a+rwX").arg(db.dir.path()).status().expect("chmod");
     assert!(chmod.success());
     let before = query_i64(&db.store, "SELECT COUNT(*) FROM bounce_reports").await;
+    app.smtp.inject(Fault::new(
+        Trigger::rcpt_matching(|to| to == "reader0@example.com"),
+        Action::reply(550, "5.1.1 <reader0@example.com>: Recipient address rejected: User unknown"),
+    ));
 
-    // Exim refuses reader0 and writes a DSN to the return path; the pipe cannot reach the database and exits 75.
+    // The receiving server refuses reader0; Exim writes a DSN to the return path; the pipe cannot reach the
+    // database and exits 75.
     exim.submit(&original.mail_from, &dead, &original.data);
     let log = exim.log();
-    assert!(log.contains("R=dead"), "exim refused the recipient: {log}");
+    assert!(log.contains("R=remote T=remote_smtp") && log.contains("550 5.1.1"), "refused: {log}");
     assert!(log.contains("T=tidings_pipe defer"), "the pipe's 75 made Exim defer the DSN: {log}");
     assert_eq!(exim.queued(), 1, "Exim keeps the DSN: {log}");
     assert_eq!(query_i64(&db.store, "SELECT COUNT(*) FROM bounce_reports").await, before, "nothing stored");

@@ -189,18 +189,19 @@ pub struct Exim {
     pub dir: tempfile::TempDir,
     binary: PathBuf,
     bounce_domain: String,
-    refused: String,
+    relay_port: u16,
     command: String,
 }
 
 impl Exim {
-    /// An Exim whose router fails the recipient `refused`@example.com
-    /// (`:fail:`, so Exim writes its own DSN at once) and delivers mail for `bounce_domain` through a `pipe`
-    /// transport to `command` (run with only `environment`, as Exim runs pipes). `None` when skipped.
+    /// An Exim that relays `example.com` to the SMTP server on `relay_port` (a receiving server that refuses a
+    /// recipient makes Exim write its DSN at once, with the server's reply as its Diagnostic-Code) and delivers
+    /// mail for `bounce_domain` through a `pipe` transport to `command` (run with only `environment`, as Exim
+    /// runs pipes; the recipient comes from the `Envelope-to:` header Exim adds). `None` when skipped.
     ///
     /// Exim gives up root when it runs with `-C` (its configuration is not in TRUSTED_CONFIG_LIST), so it runs as
     /// Debian-exim, and the pipe does too: whatever `command` writes must be writable by that user.
-    pub fn new(bounce_domain: &str, refused: &str, command: &str, environment: &[(&str, &str)]) -> Option<Exim> {
+    pub fn new(bounce_domain: &str, relay_port: u16, command: &str, environment: &[(&str, &str)]) -> Option<Exim> {
         let binary = std::env::var(EXIM_VAR).ok().map(PathBuf::from);
         if !available("Exim", binary.as_ref().is_some_and(|b| b.exists())) {
             return None;
@@ -212,21 +213,16 @@ impl Exim {
         for name in ["spool", "log"] {
             run(Command::new("install").args(["-d", "-o", "Debian-exim", "-m", "0750"]).arg(root.join(name)));
         }
-        let exim = Exim {
-            dir,
-            binary,
-            bounce_domain: bounce_domain.to_owned(),
-            refused: refused.to_owned(),
-            command: command.to_owned(),
-        };
+        let exim =
+            Exim { dir, binary, bounce_domain: bounce_domain.to_owned(), relay_port, command: command.to_owned() };
         exim.configure(environment);
         Some(exim)
     }
 
     /// Writes the configuration, with `environment` for the pipe.
     fn configure(&self, environment: &[(&str, &str)]) {
-        let (root, binary, bounce_domain, refused, command) =
-            (self.dir.path(), &self.binary, &self.bounce_domain, &self.refused, &self.command);
+        let (root, binary, bounce_domain, relay_port, command) =
+            (self.dir.path(), &self.binary, &self.bounce_domain, self.relay_port, &self.command);
         let environment: Vec<String> = environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let config = format!(
             "exim_path = {binary}\n\
@@ -237,9 +233,10 @@ impl Exim {
              trusted_users = root\n\
              begin routers\n\
              tidings:\n  driver = accept\n  domains = {bounce_domain}\n  transport = tidings_pipe\n\
-             dead:\n  driver = redirect\n  domains = example.com\n  local_parts = {refused}\n\
-             \x20 data = :fail: 550 5.1.1 mailbox unavailable\n  allow_fail\n\
+             remote:\n  driver = manualroute\n  domains = example.com\n  route_list = * 127.0.0.1\n\
+             \x20 self = send\n  transport = remote_smtp\n\
              begin transports\n\
+             remote_smtp:\n  driver = smtp\n  port = {relay_port}\n  allow_localhost = true\n\
              tidings_pipe:\n  driver = pipe\n  command = {command}\n  environment = <; {environment}\n\
              \x20 envelope_to_add = true\n  return_path_add = true\n  user = Debian-exim\n  temp_errors = 75\n\
              begin retry\n* * F,1h,1h\n",
@@ -279,10 +276,13 @@ impl Exim {
             .arg(self.dir.path().join("exim.conf"))
             .args(["-odi", "-f", sender, recipient])
             .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run exim");
         child.stdin.take().expect("stdin").write_all(message).expect("write the message");
-        let status = child.wait().expect("wait for exim");
+        let output = child.wait_with_output().expect("wait for exim");
+        let status = output.status;
         assert!(status.success(), "exim exited with {status}: {}", self.log());
     }
 
