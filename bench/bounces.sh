@@ -7,7 +7,7 @@
 # bench/bounce_flood.py. Each run's rate is measured from the first connect to the last 250 (every 250 comes
 # after the report's commit); it prints each run, the median and the range, then checks the database: every
 # report stored and applied once.
-# Usage: bench/bounces.sh [PER_RUN] [CONNECTIONS] [RUNS]   (PROFILE=dev to use the debug build)
+# Usage: bench/bounces.sh [PER_RUN] [CONNECTIONS] [RUNS]   (PROFILE=dev: the debug build; NO_BUILD=1: as built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 per_run=${1:-5000}
@@ -15,7 +15,9 @@ connections=${2:-8}
 runs=${3:-5}
 profile=${PROFILE:-release}
 
-if [[ $profile == release ]]; then cargo build --release --quiet; else cargo build --quiet; fi
+if [[ -z ${NO_BUILD:-} ]]; then
+  if [[ $profile == release ]]; then cargo build --release --quiet; else cargo build --quiet; fi
+fi
 tidings=$PWD/target/$([[ $profile == release ]] && echo release || echo debug)/tidings
 dir=$(mktemp -d /tmp/tidings-bounce-bench.XXXXXX)
 cleanup() { kill "${daemon:-}" 2>/dev/null || true; rm -rf "$dir"; }
