@@ -14,6 +14,7 @@ use tidings::store::Store;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::both_backends;
 use crate::helpers::TestDatabase;
 use crate::helpers::mta::free_port;
 use crate::helpers::report_client::dot_stuffed;
@@ -127,112 +128,112 @@ fn spawn_daemon(db: &TestDatabase, env: &[(&str, String)]) -> Child {
     command.spawn().expect("start tidings serve")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reports_acknowledged_around_a_kill_9_are_stored_and_applied_exactly_once_after_the_restart() {
-    const READERS: usize = 400;
-    const CLIENTS: usize = 200;
-    let db = TestDatabase::sqlite().await;
-    let app = WebApp::start(db, READERS, &[("TIDINGS_BOUNCES__ADDRESS", BOUNCE)]).await;
-    let reports: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
-        app.smtp
-            .messages()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.mail_from.clone(), dot_stuffed(&hard_dsn(m, &format!("kill{i}")))))
-            .collect(),
-    );
-    assert_eq!(reports.len(), READERS);
-    let port = free_port();
-    let env = [
-        ("TIDINGS_DATABASE__URL", app.db.url.clone()),
-        ("TIDINGS_LINKS__SIGNING_KEYS", KEYS.to_owned()),
-        ("TIDINGS_HTTP__BIND", "127.0.0.1:0".to_owned()),
-        ("TIDINGS_BOUNCES__ADDRESS", BOUNCE.to_owned()),
-        ("TIDINGS_BOUNCES__LISTEN", format!("127.0.0.1:{port}")),
-        ("TIDINGS_BOUNCES__MAX_CONNECTIONS", "1000".to_owned()),
-        ("TIDINGS_BOUNCES__MAX_CONNECTIONS_PER_CLIENT", "1000".to_owned()),
-        ("TIDINGS_BOUNCES__PER_CLIENT_PER_MINUTE", "1000000".to_owned()),
-        ("TIDINGS_LOG__LEVEL", "warn".to_owned()),
-    ];
-    let mut daemon = spawn_daemon(&app.db, &env);
+both_backends! {
+    async fn reports_acknowledged_around_a_kill_9_are_stored_and_applied_exactly_once_after_the_restart(db) {
+        const READERS: usize = 400;
+        const CLIENTS: usize = 200;
+        let app = WebApp::start(db, READERS, &[("TIDINGS_BOUNCES__ADDRESS", BOUNCE)]).await;
+        let reports: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+            app.smtp
+                .messages()
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.mail_from.clone(), dot_stuffed(&hard_dsn(m, &format!("kill{i}")))))
+                .collect(),
+        );
+        assert_eq!(reports.len(), READERS);
+        let port = free_port();
+        let env = [
+            ("TIDINGS_DATABASE__URL", app.db.url.clone()),
+            ("TIDINGS_LINKS__SIGNING_KEYS", KEYS.to_owned()),
+            ("TIDINGS_HTTP__BIND", "127.0.0.1:0".to_owned()),
+            ("TIDINGS_BOUNCES__ADDRESS", BOUNCE.to_owned()),
+            ("TIDINGS_BOUNCES__LISTEN", format!("127.0.0.1:{port}")),
+            ("TIDINGS_BOUNCES__MAX_CONNECTIONS", "1000".to_owned()),
+            ("TIDINGS_BOUNCES__MAX_CONNECTIONS_PER_CLIENT", "1000".to_owned()),
+            ("TIDINGS_BOUNCES__PER_CLIENT_PER_MINUTE", "1000000".to_owned()),
+            ("TIDINGS_LOG__LEVEL", "warn".to_owned()),
+        ];
+        let mut daemon = spawn_daemon(&app.db, &env);
 
-    // Every client takes the next report from the queue, and puts it back when it got no 250.
-    let queue: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new((0..READERS).collect()));
-    let acknowledged: Arc<Mutex<HashSet<usize>>> = Arc::default();
-    let resent = Arc::new(AtomicUsize::new(0));
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (queue, acknowledged, reports, resent) =
-            (queue.clone(), acknowledged.clone(), reports.clone(), resent.clone());
-        clients.spawn(async move {
-            let mut sender: Option<Sender> = None;
-            while acknowledged.lock().unwrap().len() < READERS {
-                let Some(next) = queue.lock().unwrap().pop() else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                if sender.is_none() {
-                    sender = Sender::connect(port).await.ok();
-                }
-                let reply = match sender.as_mut() {
-                    Some(s) => s.deliver(&reports[next].0, &reports[next].1).await,
-                    None => Err(std::io::ErrorKind::ConnectionRefused.into()),
-                };
-                match reply {
-                    Ok(reply) if reply.starts_with("250") => {
-                        acknowledged.lock().unwrap().insert(next);
+        // Every client takes the next report from the queue, and puts it back when it got no 250.
+        let queue: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new((0..READERS).collect()));
+        let acknowledged: Arc<Mutex<HashSet<usize>>> = Arc::default();
+        let resent = Arc::new(AtomicUsize::new(0));
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..CLIENTS {
+            let (queue, acknowledged, reports, resent) =
+                (queue.clone(), acknowledged.clone(), reports.clone(), resent.clone());
+            clients.spawn(async move {
+                let mut sender: Option<Sender> = None;
+                while acknowledged.lock().unwrap().len() < READERS {
+                    let Some(next) = queue.lock().unwrap().pop() else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    if sender.is_none() {
+                        sender = Sender::connect(port).await.ok();
                     }
-                    other => {
-                        // No 250: the MTA keeps the report and tries again (a new connection after an error).
-                        if other.is_err() {
-                            sender = None;
+                    let reply = match sender.as_mut() {
+                        Some(s) => s.deliver(&reports[next].0, &reports[next].1).await,
+                        None => Err(std::io::ErrorKind::ConnectionRefused.into()),
+                    };
+                    match reply {
+                        Ok(reply) if reply.starts_with("250") => {
+                            acknowledged.lock().unwrap().insert(next);
                         }
-                        resent.fetch_add(1, Ordering::Relaxed);
-                        queue.lock().unwrap().push(next);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        other => {
+                            // No 250: the MTA keeps the report and tries again (a new connection after an error).
+                            if other.is_err() {
+                                sender = None;
+                            }
+                            resent.fetch_add(1, Ordering::Relaxed);
+                            queue.lock().unwrap().push(next);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                     }
                 }
-            }
-        });
-    }
-    // Kill the daemon without warning once a third of the reports are acknowledged, then start it again.
-    for _ in 0..1200 {
-        if acknowledged.lock().unwrap().len() >= READERS / 3 {
-            break;
+            });
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let before_kill = acknowledged.lock().unwrap().len();
-    assert!(before_kill < READERS, "the daemon was killed only after every report was in");
-    Command::new("kill").args(["-KILL", &daemon.id().to_string()]).status().expect("kill");
-    daemon.wait().expect("reap the daemon");
-    daemon = spawn_daemon(&app.db, &env);
-    let finished =
-        tokio::time::timeout(Duration::from_secs(180), async { while clients.join_next().await.is_some() {} }).await;
-    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill");
-    daemon.wait().expect("reap the daemon");
-    assert!(finished.is_ok(), "{} of {READERS} reports acknowledged in time", acknowledged.lock().unwrap().len());
-    eprintln!(
-        "{before_kill} reports acknowledged before the kill, {} attempts without a 250 were resent",
-        resent.load(Ordering::Relaxed)
-    );
+        // Kill the daemon without warning once a third of the reports are acknowledged, then start it again.
+        for _ in 0..1200 {
+            if acknowledged.lock().unwrap().len() >= READERS / 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let before_kill = acknowledged.lock().unwrap().len();
+        assert!(before_kill < READERS, "the daemon was killed only after every report was in");
+        Command::new("kill").args(["-KILL", &daemon.id().to_string()]).status().expect("kill");
+        daemon.wait().expect("reap the daemon");
+        daemon = spawn_daemon(&app.db, &env);
+        let finished =
+            tokio::time::timeout(Duration::from_secs(180), async { while clients.join_next().await.is_some() {} }).await;
+        Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill");
+        daemon.wait().expect("reap the daemon");
+        assert!(finished.is_ok(), "{} of {READERS} reports acknowledged in time", acknowledged.lock().unwrap().len());
+        eprintln!(
+            "{before_kill} reports acknowledged before the kill, {} attempts without a 250 were resent",
+            resent.load(Ordering::Relaxed)
+        );
 
-    let store = &app.db.store;
-    assert_eq!(query_i64(store, "SELECT COUNT(*) FROM bounce_reports").await, READERS as i64, "each report once");
-    assert_eq!(query_i64(store, "SELECT COUNT(DISTINCT fingerprint) FROM bounce_reports").await, READERS as i64);
-    assert_eq!(
-        query_i64(store, "SELECT COUNT(*) FROM bounce_reports WHERE kind = 'hard' AND subscriber_id IS NOT NULL").await,
-        READERS as i64,
-        "every report matched its subscriber"
-    );
-    assert_eq!(query_i64(store, "SELECT COUNT(*) FROM subscriptions WHERE status = 'bounced'").await, READERS as i64);
-    assert_eq!(query_i64(store, "SELECT COUNT(*) FROM suppressions").await, READERS as i64);
-    // The effect of each report happened once: one bounce event per subscriber.
-    assert_eq!(query_i64(store, "SELECT COUNT(*) FROM events WHERE kind = 'bounce'").await, READERS as i64);
-    assert_eq!(
-        query_i64(store, "SELECT COUNT(DISTINCT subscriber_id) FROM events WHERE kind = 'bounce'").await,
-        READERS as i64
-    );
+        let store = &app.db.store;
+        assert_eq!(query_i64(store, "SELECT COUNT(*) FROM bounce_reports").await, READERS as i64, "each report once");
+        assert_eq!(query_i64(store, "SELECT COUNT(DISTINCT fingerprint) FROM bounce_reports").await, READERS as i64);
+        assert_eq!(
+            query_i64(store, "SELECT COUNT(*) FROM bounce_reports WHERE kind = 'hard' AND subscriber_id IS NOT NULL").await,
+            READERS as i64,
+            "every report matched its subscriber"
+        );
+        assert_eq!(query_i64(store, "SELECT COUNT(*) FROM subscriptions WHERE status = 'bounced'").await, READERS as i64);
+        assert_eq!(query_i64(store, "SELECT COUNT(*) FROM suppressions").await, READERS as i64);
+        // The effect of each report happened once: one bounce event per subscriber.
+        assert_eq!(query_i64(store, "SELECT COUNT(*) FROM events WHERE kind = 'bounce'").await, READERS as i64);
+        assert_eq!(
+            query_i64(store, "SELECT COUNT(DISTINCT subscriber_id) FROM events WHERE kind = 'bounce'").await,
+            READERS as i64
+        );
+    }
 }
 
 /// A return path of ours with its token altered in one character: a forgery.
