@@ -40,7 +40,7 @@ awk -v n="$total" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) printf "
 "$tidings" subscriber import "$dir/subscribers.csv" >/dev/null
 "$tidings" issue add emails/issues/122.md >/dev/null
 "$tidings" issue send 122 >/dev/null
-"$tidings" serve >"$dir/serve.log" 2>&1 &
+${PERF:-} "$tidings" serve >"$dir/serve.log" 2>&1 &
 daemon=$!
 echo "sending issue 122 to $total subscribers into the outbox..." >&2
 while [[ "$("$tidings" issue status 122 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" != sent ]]; do
