@@ -216,7 +216,12 @@ impl Pipeline {
                 );
             }
             let Some(issue_id) = result.issue_id else { continue };
-            if matches!(report.effect, Effect::Suppress | Effect::Complaint) && !checked.contains(&issue_id) {
+            // Only a sending issue can be paused: the rates (a pass over the issue's deliveries) are read only
+            // then, so reports about issues sent long ago cost no scan of them.
+            if result.issue_sending
+                && matches!(report.effect, Effect::Suppress | Effect::Complaint)
+                && !checked.contains(&issue_id)
+            {
                 checked.push(issue_id);
                 if let Err(e) = self.guard(store, issue_id, now).await {
                     tracing::error!(issue = issue_id, error = format!("{e:#}"), "cannot check the issue's guardrails");

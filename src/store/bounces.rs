@@ -74,6 +74,8 @@ pub struct AppliedReport {
     pub issue_id: Option<i64>,
     /// A return path, trace header or Message-ID named one of our messages (even one since erased).
     pub matched: bool,
+    /// The issue was still sending when the report was applied: only then can a guardrail pause it.
+    pub issue_sending: bool,
     pub effect: String,
 }
 
@@ -110,6 +112,8 @@ struct Found {
     email: Option<String>,
     /// A test send, a confirmation email or a notice: never counted in an issue's figures.
     is_test: bool,
+    /// The issue's status is `sending`.
+    issue_sending: bool,
 }
 
 impl Store {
@@ -182,7 +186,7 @@ macro_rules! report_statements {
                             .await?;
                     let effect = "nothing: the same report was applied before".to_owned();
                     let matched = matched_by.is_some();
-                    return Ok(AppliedReport { report_id, duplicate: true, issue_id, matched, effect });
+                    return Ok(AppliedReport { report_id, duplicate: true, issue_id, matched, issue_sending: false, effect });
                 };
 
                 let (found, matched_by) = match &report.target {
@@ -215,7 +219,14 @@ macro_rules! report_statements {
                 .execute(&mut **tx)
                 .await?;
                 let matched = matched_by.is_some();
-                Ok(AppliedReport { report_id, duplicate: false, issue_id: found.issue_id, matched, effect })
+                Ok(AppliedReport {
+                    report_id,
+                    duplicate: false,
+                    issue_id: found.issue_id,
+                    matched,
+                    issue_sending: found.issue_sending,
+                    effect,
+                })
             }
 
             /// The delivery (or subscription) a verified return path names; `None` when it is gone (erased).
@@ -223,8 +234,8 @@ macro_rules! report_statements {
                 Ok(match what {
                     ReturnPathFor::Delivery { list_id, subscriber_id, issue_id } => {
                         // The issue must be of the token's list: a token only ever names its own list's people.
-                        let row: Option<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
-                            "SELECT d.id, d.status, d.reported_at, s.email FROM deliveries d \
+                        let row: Option<(i64, String, Option<i64>, Option<String>, String)> = sqlx::query_as(
+                            "SELECT d.id, d.status, d.reported_at, s.email, i.status FROM deliveries d \
                              JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id \
                              WHERE d.issue_id = $1 AND d.subscriber_id = $2 AND d.is_test = false AND i.list_id = $3",
                         )
@@ -233,7 +244,7 @@ macro_rules! report_statements {
                         .bind(list_id)
                         .fetch_optional(&mut **tx)
                         .await?;
-                        row.map(|(delivery_id, status, reported, email)| Found {
+                        row.map(|(delivery_id, status, reported, email, issue_status)| Found {
                             delivery_id: Some(delivery_id),
                             delivery_status: Some(status),
                             reported: reported.is_some(),
@@ -242,6 +253,7 @@ macro_rules! report_statements {
                             subscriber_id: Some(subscriber_id),
                             email,
                             is_test: false,
+                            issue_sending: issue_status == "sending",
                         })
                     }
                     ReturnPathFor::TestSend { list_id, issue_id } => {
@@ -276,16 +288,19 @@ macro_rules! report_statements {
             /// The delivery of the first of `ids` (the original's Message-IDs) that is one of ours.
             async fn find_by_message_id(tx: &mut Tx, ids: &[String]) -> anyhow::Result<Option<Found>> {
                 for id in ids.iter().take(5) {
-                    let row: Option<(i64, Option<i64>, i64, bool, String, Option<i64>, Option<String>, i64)> =
+                    type Row = (i64, Option<i64>, i64, bool, String, Option<i64>, Option<String>, i64, String);
+                    let row: Option<Row> =
                         sqlx::query_as(
                             "SELECT d.id, d.subscriber_id, d.issue_id, d.is_test, d.status, d.reported_at, s.email, \
-                             i.list_id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+                             i.list_id, i.status FROM deliveries d JOIN issues i ON i.id = d.issue_id \
                              LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.message_id = $1",
                         )
                         .bind(id)
                         .fetch_optional(&mut **tx)
                         .await?;
-                    if let Some((delivery_id, subscriber_id, issue_id, is_test, status, reported, email, list_id)) = row {
+                    if let Some((delivery_id, subscriber_id, issue_id, is_test, status, reported, email, list_id, issue_status)) =
+                        row
+                    {
                         if subscriber_id.is_none() && !is_test {
                             return Ok(None); // erased
                         }
@@ -298,6 +313,7 @@ macro_rules! report_statements {
                             subscriber_id,
                             email,
                             is_test,
+                            issue_sending: issue_status == "sending",
                         }));
                     }
                 }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod addresses;
 mod backup;
+mod bounce_load;
 mod bounces;
 mod browser;
 mod cadence;
@@ -16,6 +17,7 @@ mod import;
 mod issues;
 mod mailer;
 mod migrations;
+mod mta;
 mod render;
 mod reports;
 mod sending_faults;

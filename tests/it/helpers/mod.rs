@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod dovecot;
+pub mod mta;
 pub mod report_client;
 pub mod smtp_server;
 
