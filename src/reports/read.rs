@@ -117,6 +117,8 @@ fn dsn(message: &Message<'_>, blocks: &[Vec<fields::Field>]) -> Reading {
         .find(|f| f.is("Original-Envelope-Id"))
         .map(|f| f.value.trim().to_owned())
         .filter(|id| !id.is_empty());
+    // Some MTAs (Exim) put only a generic `Status: 5.0.0` in the DSN and the server's reply in the text for people.
+    let human = std::cell::OnceCell::new();
     let outcomes: Vec<RecipientOutcome> = blocks
         .iter()
         .filter(|block| is_recipient(block))
@@ -127,7 +129,10 @@ fn dsn(message: &Message<'_>, blocks: &[Vec<fields::Field>]) -> Reading {
                 .and_then(fields::typed_address)
                 .or_else(|| value("Original-Recipient").and_then(fields::typed_address));
             let action = value("Action").and_then(DsnAction::parse);
-            let diagnostic = value("Diagnostic-Code").map(|v| fields::typed(v).1.to_owned());
+            let diagnostic = value("Diagnostic-Code").map(|v| fields::typed(v).1.to_owned()).or_else(|| {
+                let address = recipient.as_deref()?;
+                said_about(human.get_or_init(|| recognise::body_text(message)), address)
+            });
             let stated = value("Status");
             let found = status::settle(stated, diagnostic.as_deref().unwrap_or(""), action);
             let evidence = Evidence::new(ReportForm::Dsn).with_action(action).with_status(found.status.as_deref());
@@ -141,6 +146,17 @@ fn dsn(message: &Message<'_>, blocks: &[Vec<fields::Field>]) -> Reading {
         Reading::new(ReportForm::Dsn, outcomes)
     };
     Reading { envelope_id, ..reading }
+}
+
+/// What the text for people says right after naming `address` (Exim: the address on one line, the remote
+/// server's reply indented below it), up to a blank line; `None` when it names the address nowhere.
+fn said_about(text: &str, address: &str) -> Option<String> {
+    let lowered = text.to_lowercase();
+    let at = lowered.find(&address.to_lowercase())? + address.len();
+    let after = text.get(at..)?;
+    let said: Vec<&str> = after.lines().skip(1).take_while(|line| !line.trim().is_empty()).take(4).collect();
+    let said = said.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    (!said.is_empty()).then_some(said)
 }
 
 fn plain(message: &Message<'_>, delayed: bool) -> Vec<RecipientOutcome> {

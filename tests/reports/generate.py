@@ -540,6 +540,10 @@ REAL = [
     ("postfix-real-headers-only.eml",
      expect("dsn", ["hard", "soft"], ["5.1.1", "5.2.2"], ["gina@example.com", "hank@full.example"],
             ["t1.real05.Sig"])),
+    # Exim 4.96 (Debian), after a remote 550 5.1.1: its DSN says only `Status: 5.0.0` and no Diagnostic-Code; the
+    # remote reply is in the text for people, under the address.
+    ("exim-real-generic-status.eml",
+     expect("dsn", ["hard"], ["5.1.1"], ["dead1@example.com"], ["abc"])),
 ]
 for name, e in REAL:
     assert os.path.exists(os.path.join(HERE, name)), name
