@@ -99,7 +99,8 @@ impl Application {
         let after_server = CancellationToken::new();
         let opens = tokio::spawn(self.opens.run(after_server.clone()));
         let confirmations = tokio::spawn(self.confirmations.run(after_server.clone()));
-        let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone()));
+        let watchdog = crate::systemd::Watchdog::from_service_manager();
+        let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone(), watchdog));
         engine.await.context("the delivery engine stopped unexpectedly")?;
         let served = server.await.context("the HTTP server stopped unexpectedly");
         after_server.cancel();
@@ -123,6 +124,7 @@ fn web_settings(settings: &Settings) -> WebSettings {
         max_body_bytes: http.max_body_bytes,
         client_ip_header: http.client_ip_header.clone(),
         pending_expiry: settings.subscribe.pending_expiry,
+        relay: relay_name(settings),
     }
 }
 
@@ -287,7 +289,7 @@ pub fn delivery_context(
 }
 
 /// `admin.email` as a mailbox; `None` when it is empty.
-fn admin_mailbox(settings: &Settings) -> anyhow::Result<Option<Mailbox>> {
+pub fn admin_mailbox(settings: &Settings) -> anyhow::Result<Option<Mailbox>> {
     let email = settings.admin.email.trim();
     if email.is_empty() {
         return Ok(None);

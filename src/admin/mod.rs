@@ -98,17 +98,24 @@ pub async fn run_with_clock(
                 "tidings serves http://127.0.0.1:{} and sends due issues; Ctrl-C or SIGTERM stops it",
                 application.port()
             )?;
+            out.flush()?;
+            // The store is open, migrations are applied and the listener is bound: systemd may start what
+            // depends on us.
+            crate::systemd::ready(application.port());
             let shutdown = tokio_util::sync::CancellationToken::new();
             let trigger = shutdown.clone();
             tokio::spawn(async move {
                 crate::startup::shutdown_signal().await;
                 tracing::info!("stopping: finishing the messages being sent");
+                crate::systemd::stopping();
                 trigger.cancel();
             });
             application.run_until_stopped(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run(settings, clock, out).await,
+        // `main` runs these before loading settings (so `--config` reaches them); here they see the environment.
+        Command::Ops(command) => crate::ops::run(command, None, out),
         Command::Queue { weeks, list, json } => {
             let context = AdminContext::open(settings, clock).await?;
             let code = queue::show(&context, weeks, list.as_deref(), json, out).await;

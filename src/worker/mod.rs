@@ -21,6 +21,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use crate::systemd::Watchdog;
+
 pub use cadence::CadenceReport;
 pub use context::{DeliveryConfig, DeliveryContext, SenderIdentity};
 pub use settle::backoff;
@@ -86,18 +88,27 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often a daemon renews its heartbeat.
 pub(crate) const HEARTBEAT: SignedDuration = SignedDuration::from_secs(5);
 
-/// Runs the engine until `shutdown` is cancelled, then unregisters the daemon.
-pub async fn run(context: DeliveryContext, shutdown: CancellationToken) {
+/// Runs the engine until `shutdown` is cancelled, then unregisters the daemon. With a `watchdog`, each completed
+/// step pings it and no wait outlasts its interval, so an idle engine still pings and a stuck one does not.
+pub async fn run(context: DeliveryContext, shutdown: CancellationToken, watchdog: Option<Watchdog>) {
+    let longest_wait = watchdog.map_or(POLL, |watchdog| watchdog.interval().min(POLL));
     loop {
         let now = context.clock.now();
         if shutdown.is_cancelled() {
             break;
         }
         let wait = match run_step(&context, now, &shutdown).await {
-            Ok(report) => match report.idle_until {
-                None => Duration::ZERO,
-                Some(until) => Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO).min(POLL),
-            },
+            Ok(report) => {
+                if let Some(watchdog) = &watchdog {
+                    watchdog.ping();
+                }
+                match report.idle_until {
+                    None => Duration::ZERO,
+                    Some(until) => {
+                        Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO).min(longest_wait)
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "a delivery step failed; trying again shortly");
                 POLL

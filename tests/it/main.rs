@@ -11,6 +11,7 @@ mod import;
 mod issues;
 mod mailer;
 mod migrations;
+mod ops;
 mod render;
 mod smtp_server;
 mod stats;
