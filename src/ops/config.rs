@@ -31,7 +31,7 @@ pub(super) fn show(config_file: Option<&Path>, json: bool, out: &mut dyn Write) 
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = explained.entries.iter().map(|e| e.key.len() + e.value.len() + 3).max().unwrap_or(0).min(72);
+    let width = explained.entries.iter().map(|e| e.key.len() + e.value.len() + 3).max().unwrap_or(0).min(56);
     writeln!(out, "# The effective configuration; secrets are shown as {}.", configuration::REDACTED)?;
     writeln!(out, "# Each value's layer: default, file PATH, or environment VARIABLE.")?;
     for entry in &explained.entries {
