@@ -14,7 +14,7 @@ Examples:
   TIDINGS_DATABASE__URL=postgres://tidings@db/tidings tidings migrate
 
 Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) layers a file over
-it, and TIDINGS_SECTION__KEY environment variables override both.";
+it, and TIDINGS_SECTION__KEY environment variables override both; `tidings config show` prints the result.";
 
 /// Tidings: a self-hosted newsletter delivery daemon.
 #[derive(Debug, Parser)]
