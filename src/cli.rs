@@ -20,7 +20,7 @@ Examples:
   TIDINGS_DATABASE__URL=postgres://tidings@db/tidings tidings migrate
 
 Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) layers a file over \
-it, and TIDINGS_SECTION__KEY environment variables override both.";
+it, and TIDINGS_SECTION__KEY environment variables override both; `tidings config show` prints the result.";
 
 /// Tidings: a self-hosted newsletter delivery daemon.
 #[derive(Debug, Parser)]
@@ -159,6 +159,63 @@ pub enum Command {
         #[arg(long)]
         list: Option<String>,
     },
+
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Commands about Tidings itself rather than its data: they open no database, and `main` runs them before the
+/// settings are loaded, so a broken configuration can still be shown and checked.
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Show the effective configuration (`show`) or check it (`check`) without opening the database.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Print a shell completion script for bash, zsh or fish.
+    #[command(after_help = "Example:\n  tidings completions bash > /usr/share/bash-completion/completions/tidings\n  \
+                            tidings completions zsh > /usr/local/share/zsh/site-functions/_tidings\n  \
+                            tidings completions fish > ~/.config/fish/completions/tidings.fish")]
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+
+    /// Write the manual pages, one per command (tidings.1, tidings-issue-send.1, ...), into a folder.
+    #[command(after_help = "Example:\n  tidings man --out /usr/local/share/man/man1")]
+    Man {
+        /// The folder to write the pages to (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// The shells `tidings completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting's effective value and the layer it came from (default, file PATH, environment
+    /// VARIABLE). Secrets are shown as [REDACTED], and so is a password inside a URL.
+    #[command(
+        after_help = "Example:\n  tidings --config /etc/tidings/tidings.toml config show\n  tidings config show --json"
+    )]
+    Show {
+        /// Print JSON: one object per setting with `key`, `value`, `layer` and `origin`.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Check the configuration file and the environment as `serve` would (keys, types, lists, time zones,
+    /// addresses, secret files and their modes, the DKIM key) without opening the database. Exit status 1
+    /// with the key and its layer when something is wrong.
+    #[command(after_help = "Example:\n  tidings --config /etc/tidings/tidings.toml config check")]
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,11 +2,23 @@
 
 use std::process::ExitCode;
 
-use tidings::cli::Cli;
-use tidings::{admin, configuration, telemetry};
+use tidings::cli::{Cli, Command};
+use tidings::{admin, configuration, ops, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
+    let mut stdout = std::io::stdout().lock();
+    // Commands about Tidings itself run before the settings are loaded: they show or check them.
+    if let Command::Ops(command) = cli.command {
+        return match ops::run(command, cli.config.as_deref(), &mut stdout) {
+            Ok(code) => code,
+            Err(e) if closed_output(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tidings: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match configuration::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -22,7 +34,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut stdout = std::io::stdout().lock();
     match runtime.block_on(admin::run(cli.command, settings, &mut stdout)) {
         Ok(code) => code,
         // A reader that stopped reading (`tidings issue preview 122 | head -n 1`) ends the command quietly, as

@@ -128,7 +128,8 @@ impl Application {
             (serving, intake, writer)
         });
         let imap = self.imap.map(|poller| tokio::spawn(poller.run(shutdown.clone())));
-        let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone()));
+        let watchdog = crate::systemd::Watchdog::from_service_manager();
+        let engine = tokio::spawn(worker::run(self.delivery, shutdown.clone(), watchdog));
         engine.await.context("the delivery engine stopped unexpectedly")?;
         let served = server.await.context("the HTTP server stopped unexpectedly");
         after_server.cancel();
@@ -190,6 +191,7 @@ fn web_settings(settings: &Settings) -> WebSettings {
         client_ip_header: http.client_ip_header.clone(),
         trusted_proxies: http.trusted_proxies.clone(),
         pending_expiry: settings.subscribe.pending_expiry,
+        relay: relay_name(settings),
     }
 }
 
@@ -410,7 +412,7 @@ pub fn delivery_context(
 }
 
 /// `admin.email` as a mailbox; `None` when it is empty.
-fn admin_mailbox(settings: &Settings) -> anyhow::Result<Option<Mailbox>> {
+pub fn admin_mailbox(settings: &Settings) -> anyhow::Result<Option<Mailbox>> {
     let email = settings.admin.email.trim();
     if email.is_empty() {
         return Ok(None);
@@ -507,6 +509,7 @@ pub fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
             _ = interrupt.recv() => {}
         }
         tracing::info!("stopping: finishing the messages being sent");
+        crate::systemd::stopping();
         shutdown.cancel();
     });
     Ok(())

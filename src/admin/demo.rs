@@ -1,6 +1,9 @@
 //! `tidings demo`: the whole journey on the built-in defaults (SQLite in ./tidings.db, the outbox transport):
 //! import the sample subscribers, add and send the sample issue, and keep serving HTTP so that the links in the
 //! written `.eml` files work. Every step is idempotent, so the demo can be run again.
+//!
+//! The sample files are built into the binary and written into `./sample/` when missing, so the demo runs from
+//! any folder (an installed `tidings` has no clone beside it) and the editor has an issue file to copy.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -8,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -17,17 +20,19 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::render;
 
-const SUBSCRIBERS: &str = "emails/samples/subscribers.csv";
-const ISSUE: &str = "emails/issues/122.md";
+const SUBSCRIBERS: &str = "sample/subscribers.csv";
+const ISSUE: &str = "sample/122.md";
+/// The sample files, as in `emails/samples/` and `emails/issues/` of the repository.
+const SAMPLES: [(&str, &str); 2] = [
+    (SUBSCRIBERS, include_str!("../../emails/samples/subscribers.csv")),
+    (ISSUE, include_str!("../../emails/issues/122.md")),
+];
 /// Where the demo keeps the link signing key it made, so links in mail it wrote keep working next time.
 const KEY_FILE: &str = ".tidings-demo-key";
 
 pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    for file in [SUBSCRIBERS, ISSUE] {
-        if !Path::new(file).exists() {
-            bail!("{file} is missing: run `tidings demo` from the folder of the Tidings repository");
-        }
-    }
+    write_samples()?;
+    let tidings = crate::configuration::invocation();
     if settings.link_keys().is_err() {
         settings.links.signing_keys = Some(demo_key()?);
         settings.links.signing_keys_file = String::new();
@@ -111,17 +116,33 @@ pub async fn run(mut settings: Settings, clock: Clock, out: &mut dyn Write) -> a
     writeln!(out, "  the archive:                  {base}/archive")?;
     writeln!(out, "  subscribe:                    {base}/subscribe")?;
     writeln!(out, "  metrics:                      {base}/metrics")?;
-    writeln!(out, "  watch it:                     tidings issue status {number}")?;
+    writeln!(out, "  watch it:                     {tidings} issue status {number}")?;
     writeln!(
         out,
-        "  what happened (another shell): tidings stats {number}; tidings report {number} --out report.html"
+        "  what happened (another shell): {tidings} stats {number}; {tidings} report {number} --out report.html"
     )?;
-    writeln!(out, "  the weekly queue:             tidings queue")?;
+    writeln!(out, "  the weekly queue:             {tidings} queue")?;
+    writeln!(out, "  your own issue:               copy {ISSUE} to 123.md, edit it, then {tidings} issue add 123.md")?;
     writeln!(out, "Ctrl-C stops the demo.")?;
     out.flush()?;
     context.store.close().await;
     serving.await.context("the server stopped unexpectedly")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the sample files that are missing (an edited one is left as it is).
+fn write_samples() -> anyhow::Result<()> {
+    for (path, content) in SAMPLES {
+        let path = Path::new(path);
+        if path.exists() {
+            continue;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(path, content).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The demo's link signing key: read from [`KEY_FILE`], or made and saved there (mode 0600).

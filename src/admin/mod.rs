@@ -98,10 +98,16 @@ pub async fn run_with_clock(
                 "tidings serves {} and sends due issues; Ctrl-C or SIGTERM stops it",
                 crate::configuration::local_url(application.address())
             )?;
+            out.flush()?;
+            // The store is open, migrations are applied and the listener is bound: systemd may start what
+            // depends on us.
+            crate::systemd::ready(application.port());
             application.run_until_stopped(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run(settings, clock, out).await,
+        // `main` runs these before loading settings (so `--config` reaches them); here they see the environment.
+        Command::Ops(command) => crate::ops::run(command, None, out),
         Command::Queue { weeks, list, json } => {
             let context = AdminContext::open(settings, clock).await?;
             let code = queue::show(&context, weeks, list.as_deref(), json, out).await;

@@ -17,11 +17,12 @@ use super::Settings;
 pub const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// Environment variables with this prefix are configuration.
-const ENV_PREFIX: &str = "TIDINGS_";
+pub(super) const ENV_PREFIX: &str = "TIDINGS_";
 /// Names the config file when `--config` is not given; not itself a setting.
-const CONFIG_VAR: &str = "TIDINGS_CONFIG";
+pub(super) const CONFIG_VAR: &str = "TIDINGS_CONFIG";
 /// Keys that hold secrets, which may not sit in a file that others can read.
-const SECRET_KEYS: [&str; 4] = ["smtp.password", "links.signing_keys", "dkim.private_key", "bounces.imap.password"];
+pub(super) const SECRET_KEYS: [&str; 4] =
+    ["smtp.password", "links.signing_keys", "dkim.private_key", "bounces.imap.password"];
 
 /// A configuration problem, as one line that names the key or file and the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,13 @@ impl std::error::Error for ConfigError {}
 /// Loads the settings for this process: `cli_file` (from `--config`) or else `TIDINGS_CONFIG`, then the
 /// `TIDINGS_*` environment.
 pub fn load(cli_file: Option<&Path>) -> Result<Settings, ConfigError> {
+    let (file, env) = process_sources(cli_file);
+    load_layers(file.as_ref().map(|(path, origin)| (path.as_path(), *origin)), &env)
+}
+
+/// The layers of this process: the config file (`cli_file`, else `TIDINGS_CONFIG`) with the name of what named
+/// it, and the `TIDINGS_*` variables.
+pub(super) fn process_sources(cli_file: Option<&Path>) -> (Option<(PathBuf, &'static str)>, HashMap<String, String>) {
     let env: HashMap<String, String> = std::env::vars_os()
         .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
         .filter(|(key, _)| key.starts_with(ENV_PREFIX))
@@ -53,7 +61,7 @@ pub fn load(cli_file: Option<&Path>) -> Result<Settings, ConfigError> {
         (None, Some(path)) if !path.is_empty() => Some((PathBuf::from(path), CONFIG_VAR)),
         _ => None,
     };
-    load_layers(file.as_ref().map(|(path, origin)| (path.as_path(), *origin)), &env)
+    (file, env)
 }
 
 /// Loads defaults, then `file` (with the name of the option that named it), then `env` (`TIDINGS_*` variables).

@@ -3,6 +3,8 @@
 //! This is the only module that reads the environment (for `TIDINGS_*` variables and `TIDINGS_CONFIG`).
 //! Secrets are `SecretString`s, so `Debug` output and logs show `[REDACTED]` instead of them.
 
+mod explain;
+mod invocation;
 mod load;
 mod secret;
 
@@ -15,6 +17,8 @@ use serde::Deserialize;
 
 use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ListSlug, ListSpec, WeeklySlot};
 
+pub use explain::{Entry, Explained, Layer, REDACTED, explain, explain_layers};
+pub use invocation::invocation;
 pub use load::{ConfigError, load, load_layers};
 
 /// Every setting. Field docs give the meaning; `config/default.toml` gives the defaults.

@@ -1,8 +1,9 @@
-//! Secrets from the environment or from a file only its owner can read.
+//! Secrets from the environment or from a file only its owner can read (a systemd credential among them).
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -23,7 +24,28 @@ pub(super) fn resolve(
             Ok((!trimmed.is_empty()).then(|| SecretString::from(trimmed.to_owned())))
         }
         (None, true) => Ok(None),
-        (None, false) => read_private_file(key, Path::new(file)).map(Some),
+        (None, false) => {
+            let path = credential_path(key, file, std::env::var_os(CREDENTIALS_VAR).as_deref())?;
+            read_private_file(key, &path).map(Some)
+        }
+    }
+}
+
+/// systemd's `LoadCredential=` puts each credential in the directory named by this variable.
+const CREDENTIALS_VAR: &str = "CREDENTIALS_DIRECTORY";
+
+/// The path a `*_file` value names: as written, or with a leading `$CREDENTIALS_DIRECTORY/` (or
+/// `${CREDENTIALS_DIRECTORY}/`) replaced by that directory, so a config file can name a systemd credential.
+fn credential_path(key: &str, file: &str, credentials: Option<&OsStr>) -> Result<PathBuf, ConfigError> {
+    let Some(name) = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"].iter().find_map(|p| file.strip_prefix(p))
+    else {
+        return Ok(PathBuf::from(file));
+    };
+    match credentials {
+        Some(dir) if !dir.is_empty() => Ok(Path::new(dir).join(name)),
+        _ => Err(ConfigError::new(format!(
+            "{key}_file: names $CREDENTIALS_DIRECTORY, which is not set (systemd sets it for a unit with LoadCredential=)"
+        ))),
     }
 }
 
@@ -74,6 +96,18 @@ mod tests {
         let inline = SecretString::from("y".to_owned());
         let err = resolve("smtp.password", Some(&inline), file.path().to_str().unwrap()).unwrap_err();
         assert!(err.to_string().contains("not both"));
+    }
+
+    #[test]
+    fn a_file_may_name_a_systemd_credential() {
+        let dir = Some(OsStr::new("/run/credentials/tidings.service"));
+        let path = credential_path("smtp.password", "$CREDENTIALS_DIRECTORY/smtp-password", dir).unwrap();
+        assert_eq!(path, Path::new("/run/credentials/tidings.service/smtp-password"));
+        let path = credential_path("smtp.password", "${CREDENTIALS_DIRECTORY}/smtp-password", dir).unwrap();
+        assert_eq!(path, Path::new("/run/credentials/tidings.service/smtp-password"));
+        assert_eq!(credential_path("smtp.password", "/etc/p", None).unwrap(), Path::new("/etc/p"));
+        let err = credential_path("smtp.password", "$CREDENTIALS_DIRECTORY/p", None).unwrap_err().to_string();
+        assert!(err.contains("smtp.password_file") && err.contains("LoadCredential"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The public HTTP server of `tidings serve`: the pages behind the links in every email (unsubscribe, rating,
 //! view online, confirm), the open pixel and click redirects, the archive, the subscribe form and its JSON
-//! twin, and the operations endpoints (`/healthz`, `/metrics`).
+//! twin, and the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! Files: `server.rs` (connections: deadlines, caps, shutdown), `body.rs` (bodies read whole within a deadline
 //! and a limit), `guard.rs` (rate limits, security headers, error pages, automated-request detection),
@@ -18,6 +18,7 @@ mod metrics;
 mod open;
 mod pages;
 mod rate;
+mod ready;
 mod recorder;
 mod server;
 mod subscribe;
@@ -70,6 +71,8 @@ pub struct WebSettings {
     pub trusted_proxies: Vec<String>,
     /// How long a confirmation link stays valid.
     pub pending_expiry: SignedDuration,
+    /// The relay whose circuit `/readyz` reports: `host:port`, or `outbox`.
+    pub relay: String,
 }
 
 /// Who sends the newsletter, shown at the foot of every page as in every email.
@@ -185,6 +188,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.web.settings.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(ready::readyz))
         .route("/metrics", get(metrics::scrape))
         .route(&format!("{UNSUBSCRIBE_PATH}{{token}}"), get(unsubscribe::show).post(unsubscribe::unsubscribe))
         .route(&format!("{UNSUBSCRIBE_PATH}{{token}}/resubscribe"), post(unsubscribe::resubscribe))

@@ -22,6 +22,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use crate::systemd::Watchdog;
+
 pub use cadence::CadenceReport;
 pub use context::{DeliveryConfig, DeliveryContext, SenderIdentity};
 pub use settle::backoff;
@@ -88,8 +90,10 @@ const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 pub(crate) const HEARTBEAT: SignedDuration = SignedDuration::from_secs(5);
 
 /// Runs the engine until `shutdown` is cancelled, then unregisters the daemon. Between steps with nothing to
-/// do it sleeps until the next timer (`idle.rs`) or a wake-up from the command line.
-pub async fn run(context: DeliveryContext, shutdown: CancellationToken) {
+/// do it sleeps until the next timer (`idle.rs`) or a wake-up from the command line. With a `watchdog`, each
+/// completed step pings it and no sleep outlasts its interval, so an idle engine still pings and a stuck one
+/// does not.
+pub async fn run(context: DeliveryContext, shutdown: CancellationToken, watchdog: Option<Watchdog>) {
     let wake = match context.store.wake_listener().await {
         Ok(wake) => Some(wake),
         Err(e) => {
@@ -105,13 +109,19 @@ pub async fn run(context: DeliveryContext, shutdown: CancellationToken) {
         }
         let wait = match run_step(&context, now, &shutdown).await {
             Ok(report) => {
+                if let Some(watchdog) = &watchdog {
+                    watchdog.ping();
+                }
                 if !report.started.is_empty() {
                     // Other daemons sharing the database join in as soon as the outbox is there.
                     context.store.wake_daemons().await;
                 }
                 match report.idle_until {
                     None => Duration::ZERO,
-                    Some(until) => idle::sleep_for(&context, now, until).await,
+                    Some(until) => {
+                        let sleep = idle::sleep_for(&context, now, until).await;
+                        watchdog.as_ref().map_or(sleep, |watchdog| sleep.min(watchdog.interval()))
+                    }
                 }
             }
             Err(e) => {

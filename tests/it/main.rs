@@ -18,6 +18,7 @@ mod issues;
 mod mailer;
 mod migrations;
 mod mta;
+mod ops;
 mod render;
 mod reports;
 mod sending_faults;
