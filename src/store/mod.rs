@@ -11,6 +11,7 @@ mod import;
 mod issues;
 mod lists;
 mod outbox;
+mod recording;
 mod relay;
 mod stats;
 mod subscribers;
