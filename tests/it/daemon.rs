@@ -172,6 +172,7 @@ async fn two_daemons_on_one_postgresql_the_survivor_finishes_and_the_dead_one_co
     let mut doomed = spawn_daemon(&db, &env);
     let mut survivor = spawn_daemon(&db, &env);
     wait_for_messages(&smtp, 1_000 + (rand::random::<u64>() % 1_000) as usize).await;
+    assert!(doomed.try_wait().expect("poll the daemon").is_none(), "the daemon to kill is still running");
     signal(&doomed, "-KILL");
     doomed.wait().expect("reap the killed daemon");
     eprintln!("killed one daemon at {} messages", smtp.message_count());
