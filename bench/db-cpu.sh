@@ -7,6 +7,7 @@
 # the delivery rows, claims, the last check, intents and outcomes: everything the send asks of the database.
 # Usage: bench/db-cpu.sh [SUBSCRIBERS] [SESSIONS]
 #   (needs Debian's postgresql and postfix; run as root, PostgreSQL runs as the postgres user)
+#   BENCH_BIN=path runs that binary instead of building a release one.
 #   STATEMENTS=1 also loads pg_stat_statements and prints the statements by total time (it costs a little CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,8 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 command -v smtp-sink >/dev/null || { echo "bench/db-cpu.sh needs smtp-sink: apt-get install postfix" >&2; exit 1; }
 [[ -x "$pgbin/initdb" ]] || { echo "bench/db-cpu.sh needs PostgreSQL: apt-get install postgresql" >&2; exit 1; }
 
-cargo build --release --quiet
-tidings=$PWD/target/release/tidings
+if [[ -z "${BENCH_BIN:-}" ]]; then cargo build --release --quiet; fi
+tidings=${BENCH_BIN:-$PWD/target/release/tidings}
 dir=$(mktemp -d /tmp/tidings-db-bench.XXXXXX)
 chmod 755 "$dir"
 as_pg() { runuser -u postgres -- "$@"; }
@@ -34,7 +35,7 @@ as_pg "$pgbin/initdb" -D "$dir/pg" --auth=trust -U postgres >/dev/null
 pgport=$(free_port)
 preload=""
 [[ -n "${STATEMENTS:-}" ]] && preload="-c shared_preload_libraries=pg_stat_statements"
-as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w start \
+as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/sock/pg.log" -w start \
   -o "-p $pgport -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on $preload" >/dev/null
 psql() { as_pg "$pgbin/psql" -h "$dir/sock" -p "$pgport" -U postgres -XAtq "$@"; }
 psql -c "CREATE DATABASE bench"

@@ -198,24 +198,35 @@ impl Store {
         if questions.is_empty() {
             return Ok(Vec::new());
         }
-        let from = match self.backend() {
-            super::Backend::Sqlite => "json_each($1) AS j",
-            super::Backend::Postgres => "jsonb_array_elements($1::jsonb) AS j(value)",
+        // One row per question: arrays on PostgreSQL (no JSON to parse), one JSON parameter on SQLite.
+        let rows: Vec<(i64,)> = match self {
+            Store::Postgres(pool) => {
+                let sql = "SELECT q.i FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) \
+                           AS q(i, list_id, subscriber_id, hash) \
+                           WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = q.list_id \
+                           AND s.subscriber_id = q.subscriber_id AND s.status = 'active') \
+                           AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = q.hash)";
+                sqlx::query_as(sql)
+                    .bind((0..questions.len() as i64).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.list_id).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.subscriber_id).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.suppression_hash.clone()).collect::<Vec<String>>())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Sqlite(pool) => {
+                let sql = "SELECT CAST(j.value ->> 0 AS BIGINT) FROM json_each($1) AS j \
+                           WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = CAST(j.value ->> 1 AS BIGINT) \
+                           AND s.subscriber_id = CAST(j.value ->> 2 AS BIGINT) AND s.status = 'active') \
+                           AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = j.value ->> 3)";
+                let encoded: Vec<serde_json::Value> = questions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| serde_json::json!([i, q.list_id, q.subscriber_id, q.suppression_hash]))
+                    .collect();
+                sqlx::query_as(sql).bind(serde_json::Value::Array(encoded).to_string()).fetch_all(pool).await?
+            }
         };
-        let sql = format!(
-            "SELECT CAST(j.value ->> 0 AS BIGINT) FROM {from} \
-             WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = CAST(j.value ->> 1 AS BIGINT) \
-             AND s.subscriber_id = CAST(j.value ->> 2 AS BIGINT) AND s.status = 'active') \
-             AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = j.value ->> 3)"
-        );
-        let encoded: Vec<serde_json::Value> = questions
-            .iter()
-            .enumerate()
-            .map(|(i, q)| serde_json::json!([i, q.list_id, q.subscriber_id, q.suppression_hash]))
-            .collect();
-        let encoded = serde_json::Value::Array(encoded).to_string();
-        let rows: Vec<(i64,)> =
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&encoded).fetch_all(pool).await)?;
         let mut answers = vec![false; questions.len()];
         for (index,) in rows {
             if let Some(answer) = usize::try_from(index).ok().and_then(|i| answers.get_mut(i)) {
