@@ -5,6 +5,8 @@
 # its processes (backends, WAL writer, checkpointer, autovacuum; exited ones through the postmaster's children
 # times) from the daemon's start to the issue's `sent`, and divides by the messages sent. That covers creating
 # the delivery rows, claims, the last check, intents and outcomes: everything the send asks of the database.
+# It also reports the send path alone: the CPU from the moment every delivery row exists to the end, per
+# message sent in that time.
 # Usage: bench/db-cpu.sh [SUBSCRIBERS] [SESSIONS]
 #   (needs Debian's postgresql and postfix; run as root, PostgreSQL runs as the postgres user)
 #   BENCH_BIN=path runs that binary instead of building a release one.
@@ -75,10 +77,19 @@ before=$(pg_ticks)
 "$tidings" serve >"$dir/serve.log" 2>&1 &
 daemon=$!
 polls=0
-until [[ "$(psql -d bench -c "SELECT status FROM issues WHERE number = 122")" == sent ]]; do
+# The daemon creates the delivery rows while it already sends; the moment they are all there splits the run
+# into that phase and the send path alone (claims, last check, intents, outcomes).
+ready=""
+while :; do
   kill -0 "$daemon" 2>/dev/null || { cat "$dir/serve.log"; exit 1; }
+  read -r status built < <(psql -d bench -F ' ' -c "SELECT status, outbox_ready_at IS NOT NULL FROM issues WHERE number = 122")
   polls=$((polls + 1))
-  sleep 1
+  if [[ -z "$ready" && "$built" == t ]]; then
+    ready=$(pg_ticks)
+    sent_by_ready=$(psql -d bench -c "SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+  fi
+  [[ "$status" == sent ]] && break
+  if [[ -z "$ready" ]]; then sleep 0.2; else sleep 1; fi
 done
 after=$(pg_ticks)
 read -r utime stime < <(awk '{print $14, $15}' "/proc/$daemon/stat")
@@ -86,15 +97,18 @@ kill -TERM "$daemon"; wait "$daemon" || true; daemon=
 
 read -r sent first last < <(psql -d bench -F ' ' -c \
   "SELECT COUNT(*), MIN(sent_at), MAX(sent_at) FROM deliveries WHERE status = 'sent' AND is_test = false")
-python3 - "$sent" "$first" "$last" "$before" "$after" "$utime" "$stime" "$ticks" "$sessions" "$polls" <<'PY'
+python3 - "$sent" "$first" "$last" "$before" "$after" "$utime" "$stime" "$ticks" "$sessions" "$polls" "$ready" "$sent_by_ready" <<'PY'
 import sys
-sent, first, last, before, after, utime, stime, ticks, sessions, polls = map(int, sys.argv[1:])
+sent, first, last, before, after, utime, stime, ticks, sessions, polls, ready, sent_by_ready = map(int, sys.argv[1:])
 secs = (last - first) / 1000 or 0.001
 db_us = (after - before) / ticks * 1e6 / sent
 ours_us = (utime + stime) / ticks * 1e6 / sent
 print(f"\n{sent} messages over {sessions} SMTP sessions into smtp-sink, PostgreSQL (fsync, synchronous_commit on)")
 print(f"rate:             {sent / secs:8.0f} msg/s  ({secs:.1f} s from the first to the last reply)")
 print(f"PostgreSQL CPU:   {db_us:8.0f} us per message  (server processes, user + system, {polls} status polls included)")
+path_us = (after - ready) / ticks * 1e6 / max(sent - sent_by_ready, 1)
+print(f"  send path alone: {path_us:7.0f} us per message  ({sent - sent_by_ready} messages sent after every delivery row existed:")
+print(f"                             claims, last check, intents and outcomes)")
 print(f"tidings CPU:      {ours_us:8.0f} us per message  (the whole daemon)")
 PY
 if [[ -n "${STATEMENTS:-}" ]]; then

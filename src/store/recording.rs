@@ -3,8 +3,9 @@
 //!
 //! An intent (`in_flight_at`) says that a delivery's message may reach the relay: it is durable before the
 //! message's final dot is written. An outcome settles the delivery and clears its intent and lease. On
-//! PostgreSQL the rows travel as arrays (`unnest`), on SQLite as one JSON parameter; either way a wave costs one
-//! statement per kind, whatever its size, and a wave of one kind alone is a single autocommitted statement.
+//! PostgreSQL the rows travel as arrays (`unnest`) and a wave is one autocommitted statement; on SQLite they
+//! travel as one JSON parameter, one statement per kind (in one transaction when there are both). A hard bounce
+//! adds its own statements to the wave's transaction.
 
 use anyhow::Context;
 use jiff::Timestamp;
@@ -118,20 +119,29 @@ impl Row {
 
 impl Store {
     /// Writes one wave: the intents of `intents` (deliveries whose final dot is about to be written, at `now`) and
-    /// the outcomes of `results`, durably, in one transaction (or one statement when that is all there is).
+    /// the outcomes of `results`, durably, in one transaction (one statement when that is all there is).
     pub async fn record_wave(&self, intents: &[i64], results: &[DeliveryResult], now: Timestamp) -> anyhow::Result<()> {
         let rows: Vec<Row> = results.iter().map(Row::of).collect();
+        // An outcome clears its delivery's intent: an intent in the same wave (a transaction that failed before
+        // DATA) need not be written, and each row is then written once.
+        let settled: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
+        let intents: Vec<i64> = intents.iter().copied().filter(|id| !settled.contains(id)).collect();
         let bounces: Vec<&DeliveryResult> =
             results.iter().filter(|r| matches!(r.settlement, Settlement::Bounced { .. })).collect();
         let statements = usize::from(!intents.is_empty()) + usize::from(!rows.is_empty()) + bounces.len();
+        if statements == 0 {
+            return Ok(());
+        }
         let now = to_millis(now);
         let written = match self {
             Store::Postgres(pool) => {
-                let intent = sqlx::query("UPDATE deliveries SET in_flight_at = $2 WHERE id = ANY($1)")
-                    .bind(intents.to_vec())
-                    .bind(now);
-                let settle_sql = format!("{SETTLE} FROM {PG_ROWS} WHERE d.id = v.id");
-                let settle = sqlx::query(sqlx::AssertSqlSafe(settle_sql))
+                // One statement for the whole wave: the intents in a data-modifying WITH (executed once, whether
+                // or not its output is read), the outcomes in the UPDATE itself. Their rows are disjoint.
+                let sql = format!(
+                    "WITH intents AS (UPDATE deliveries SET in_flight_at = $9 WHERE id = ANY($10)) \
+                     {SETTLE} FROM {PG_ROWS} WHERE d.id = v.id"
+                );
+                let wave = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.not_before).collect::<Vec<_>>())
@@ -139,19 +149,15 @@ impl Store {
                     .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.attempted).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.ambiguous).collect::<Vec<_>>());
-                if statements == 1 {
-                    let only = if intents.is_empty() { settle } else { intent };
-                    only.execute(pool).await.map(|_| ())
+                    .bind(rows.iter().map(|r| r.ambiguous).collect::<Vec<_>>())
+                    .bind(now)
+                    .bind(intents.clone());
+                if bounces.is_empty() {
+                    wave.execute(pool).await.map(|_| ())
                 } else {
                     async {
                         let mut tx = pool.begin().await?;
-                        if !intents.is_empty() {
-                            intent.execute(&mut *tx).await?;
-                        }
-                        if !rows.is_empty() {
-                            settle.execute(&mut *tx).await?;
-                        }
+                        wave.execute(&mut *tx).await?;
                         for bounce in &bounces {
                             record_bounce!(tx, bounce);
                         }
@@ -161,7 +167,7 @@ impl Store {
                 }
             }
             Store::Sqlite(pool) => {
-                let ids = serde_json::to_string(intents).unwrap_or_else(|_| "[]".to_owned());
+                let ids = serde_json::to_string(&intents).unwrap_or_else(|_| "[]".to_owned());
                 let intent = sqlx::query(
                     "UPDATE deliveries SET in_flight_at = $2 WHERE id IN (SELECT value FROM json_each($1))",
                 )
@@ -206,9 +212,6 @@ impl Store {
                 }
             }
         };
-        if statements == 0 {
-            return Ok(());
-        }
         written.context("cannot record what was sent")
     }
 }

@@ -82,12 +82,6 @@ pub(super) async fn run(
                 Entry::Outcome(result) => outcomes.push(result),
             }
         }
-        // An outcome settles its delivery and clears its intent: an intent of the same wave (a transaction that
-        // failed before DATA) need not be written.
-        if !outcomes.is_empty() && !intents.is_empty() {
-            let settled: std::collections::HashSet<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
-            intents.retain(|id| !settled.contains(id));
-        }
         let verdict = match context.store.record_wave(&intents, &outcomes, context.clock.now()).await {
             Ok(()) => {
                 recorded += outcomes.len();
