@@ -163,32 +163,68 @@ impl Store {
                        d.ambiguous_at, s.email, s.name FROM deliveries d JOIN issues i ON i.id = d.issue_id \
                        LEFT JOIN subscribers s ON s.id = d.subscriber_id \
                        WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.not_before, d.id";
-        let result = on_pool!(self, pool => {
-            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
-            let mut claimed: Vec<(i64,)> = Vec::new();
-            for status in ["ambiguous", "retry_wait", "queued"] {
-                let wanted = i64::from(limit) - claimed.len() as i64;
-                if wanted <= 0 {
-                    break;
+        let result = match self {
+            // Each claim returns what sending needs (a data-modifying WITH joined to the issue and subscriber),
+            // autocommitted: one statement per status, no second read of the claimed rows.
+            Store::Postgres(pool) => {
+                let claim_returning = format!(
+                    "WITH c AS ({claim}, issue_id, subscriber_id, message_id, attempts, first_attempt_at, ambiguous_at, \
+                     not_before) \
+                     SELECT c.id, c.issue_id, i.list_id, c.subscriber_id, c.message_id, c.attempts, c.first_attempt_at, \
+                     c.ambiguous_at, s.email, s.name FROM c JOIN issues i ON i.id = c.issue_id \
+                     LEFT JOIN subscribers s ON s.id = c.subscriber_id ORDER BY c.not_before, c.id"
+                );
+                async {
+                    let mut claimed: Vec<ClaimedDelivery> = Vec::new();
+                    for status in ["ambiguous", "retry_wait", "queued"] {
+                        let wanted = i64::from(limit) - claimed.len() as i64;
+                        if wanted <= 0 {
+                            break;
+                        }
+                        let rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(claim_returning.clone()))
+                            .bind(owner)
+                            .bind(to_millis(lease_until))
+                            .bind(to_millis(now))
+                            .bind(wanted)
+                            .bind(status)
+                            .fetch_all(pool)
+                            .await?;
+                        claimed.extend(rows);
+                    }
+                    Ok::<_, sqlx::Error>(claimed)
                 }
-                let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
-                    .bind(owner)
-                    .bind(to_millis(lease_until))
-                    .bind(to_millis(now))
-                    .bind(wanted)
-                    .bind(status)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                claimed.extend(rows);
+                .await
             }
-            let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
-                Vec::new()
-            } else {
-                sqlx::query_as(details).bind(owner).fetch_all(&mut *tx).await?
-            };
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(rows)
-        });
+            Store::Sqlite(pool) => {
+                async {
+                    let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
+                    let mut claimed: Vec<(i64,)> = Vec::new();
+                    for status in ["ambiguous", "retry_wait", "queued"] {
+                        let wanted = i64::from(limit) - claimed.len() as i64;
+                        if wanted <= 0 {
+                            break;
+                        }
+                        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
+                            .bind(owner)
+                            .bind(to_millis(lease_until))
+                            .bind(to_millis(now))
+                            .bind(wanted)
+                            .bind(status)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        claimed.extend(rows);
+                    }
+                    let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
+                        Vec::new()
+                    } else {
+                        sqlx::query_as(details).bind(owner).fetch_all(&mut *tx).await?
+                    };
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(rows)
+                }
+                .await
+            }
+        };
         result.context("cannot claim deliveries")
     }
 
