@@ -6,6 +6,7 @@
 # each reply). Reports each pair's rates and ratio, the median and range of the ratios, tidings' CPU time per
 # message and its peak RSS.
 # Usage: bench/send.sh [SUBSCRIBERS] [SESSIONS] [PAIRS]   (needs Debian's postfix for smtp-sink and smtp-source)
+#   BENCH_BIN=path runs that binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subscribers=${1:-50000}
@@ -13,8 +14,8 @@ sessions=${2:-16}
 pairs=${3:-5}
 command -v smtp-sink >/dev/null || { echo "bench/send.sh needs smtp-sink: apt-get install postfix" >&2; exit 1; }
 
-cargo build --release --quiet
-tidings=$PWD/target/release/tidings
+if [[ -z "${BENCH_BIN:-}" ]]; then cargo build --release --quiet; fi
+tidings=${BENCH_BIN:-$PWD/target/release/tidings}
 dir=$(mktemp -d /tmp/tidings-send-bench.XXXXXX)
 cleanup() { kill "${sink:-}" "${daemon:-}" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
@@ -74,12 +75,13 @@ for pair in $(seq 1 "$pairs"); do
   echo "pair $pair done" >&2
 done
 
-printf '%s\n' "${results[@]}" | python3 - "$ticks" "$sessions" "$size" <<'PY'
+printf '%s\n' "${results[@]}" >"$dir/results"
+python3 - "$ticks" "$sessions" "$size" "$dir/results" <<'PY'
 import statistics, sys
-ticks, sessions, size = map(int, sys.argv[1:])
+ticks, sessions, size = map(int, sys.argv[1:4])
 ratios, cpus, rsss = [], [], []
 print()
-for n, line in enumerate(sys.stdin, 1):
+for n, line in enumerate(open(sys.argv[4]), 1):
     sent, first, last, cpu, rss, start, end = line.split()
     sent = int(sent)
     ours = sent / ((int(last) - int(first)) / 1000 or 0.001)
