@@ -16,6 +16,7 @@
 mod classify;
 mod connect;
 mod dkim;
+mod gate;
 mod message;
 mod outbox;
 mod smtp;
@@ -24,6 +25,7 @@ mod transaction;
 use std::fmt;
 
 pub use dkim::{DkimAlgorithm, DkimError, DkimSigner};
+pub use gate::Gate;
 pub use message::{BounceTrace, BuildError, BuiltMessage, Outgoing, TRACE_HEADER, build, build_notice};
 pub use outbox::{OutboxError, OutboxSender};
 pub use smtp::{SmtpConfig, SmtpConfigError, SmtpSender, SmtpTls};
@@ -110,9 +112,14 @@ impl Sender {
     /// Sends one message and classifies the result; never panics and never returns an error: every failure is
     /// an outcome.
     pub async fn send(&mut self, message: &BuiltMessage) -> SendOutcome {
+        self.send_gated(message, &mut Gate::open()).await
+    }
+
+    /// Sends one message, awaiting `gate` just before the final dot (see [`Gate`]).
+    pub async fn send_gated(&mut self, message: &BuiltMessage, gate: &mut Gate<'_>) -> SendOutcome {
         match self {
-            Self::Smtp(sender) => sender.send(message).await,
-            Self::Outbox(sender) => sender.send(message).await,
+            Self::Smtp(sender) => sender.send_gated(message, gate).await,
+            Self::Outbox(sender) => sender.send_gated(message, gate).await,
         }
     }
 
@@ -164,6 +171,9 @@ mod tests {
         is_shared::<BuiltMessage>();
         // Type-checked, never run: the delivery engine awaits these inside spawned tasks.
         let _ = |sender: &mut Sender, message: &BuiltMessage| is_send(&sender.send(message));
+        let _ = |sender: &mut Sender, message: &BuiltMessage, gate: &mut Gate<'_>| {
+            is_send(&sender.send_gated(message, gate))
+        };
         let _ = |sender: &mut Sender| is_send(&sender.close());
     }
 

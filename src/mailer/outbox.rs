@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BuiltMessage, SendOutcome, delivery_part};
+use super::{BuiltMessage, Gate, SendOutcome, delivery_part};
 use crate::domain::sha256_hex;
 
 /// The longest file name we build; longer Message-IDs are named by their digest instead.
@@ -55,6 +55,14 @@ impl OutboxSender {
 
     /// Writes the message; file system work happens on a blocking thread.
     pub async fn send(&mut self, message: &BuiltMessage) -> SendOutcome {
+        self.send_gated(message, &mut Gate::open()).await
+    }
+
+    /// Writes the message once `gate` opens (a file is the outbox's final dot).
+    pub async fn send_gated(&mut self, message: &BuiltMessage, gate: &mut Gate<'_>) -> SendOutcome {
+        if let Err(reason) = gate.pass().await {
+            return SendOutcome::Transient { code: None, reply: format!("withheld before writing: {reason}") };
+        }
         let path = self.path_for(&message.message_id);
         let bytes = message.bytes.clone();
         let span = tracing::debug_span!("outbox_write", message = delivery_part(&message.message_id));

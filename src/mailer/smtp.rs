@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::connect::{TlsSetup, open};
 use super::transaction::{Next, quit, transaction};
-use super::{BuiltMessage, SendOutcome, delivery_part};
+use super::{BuiltMessage, Gate, SendOutcome, delivery_part};
 
 /// How the connection to the relay is secured (`smtp.tls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +135,16 @@ impl SmtpSender {
     /// Sends one message, connecting first when needed. A connection the relay closed while it sat idle is
     /// replaced once, transparently; any other failure is the outcome.
     pub async fn send(&mut self, message: &BuiltMessage) -> SendOutcome {
-        let span = tracing::debug_span!("smtp_send", message = delivery_part(&message.message_id));
-        self.send_unlogged(message).instrument(span).await
+        self.send_gated(message, &mut Gate::open()).await
     }
 
-    async fn send_unlogged(&mut self, message: &BuiltMessage) -> SendOutcome {
+    /// Sends one message, awaiting `gate` after the relay's answer to DATA, just before the final dot.
+    pub async fn send_gated(&mut self, message: &BuiltMessage, gate: &mut Gate<'_>) -> SendOutcome {
+        let span = tracing::debug_span!("smtp_send", message = delivery_part(&message.message_id));
+        self.send_unlogged(message, gate).instrument(span).await
+    }
+
+    async fn send_unlogged(&mut self, message: &BuiltMessage, gate: &mut Gate<'_>) -> SendOutcome {
         let limit = self.config.command_timeout;
         let (mut connection, reused) = match self.connection.take() {
             Some(connection) => (connection, true),
@@ -150,7 +155,7 @@ impl SmtpSender {
         };
         self.eight_bit =
             connection.server_info().supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime);
-        let mut attempt = transaction(&mut connection, message, limit).await;
+        let mut attempt = transaction(&mut connection, message, limit, gate).await;
         if reused && attempt.stale {
             // Relays close idle connections (Postfix says 421 after 300 s); nothing was sent, so try a fresh one.
             tracing::debug!("the relay had closed the kept connection; reconnecting");
@@ -158,7 +163,7 @@ impl SmtpSender {
                 Ok(connection) => connection,
                 Err(outcome) => return outcome,
             };
-            attempt = transaction(&mut connection, message, limit).await;
+            attempt = transaction(&mut connection, message, limit, gate).await;
         }
         match attempt.next {
             Next::Keep => self.connection = Some(connection),

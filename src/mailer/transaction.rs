@@ -1,5 +1,5 @@
-//! One mail transaction on an open connection: MAIL, RCPT, DATA, the content and the final dot, each command
-//! under `command_timeout`, and what the outcome means for the connection.
+//! One mail transaction on an open connection: MAIL, RCPT, DATA, the engine's [`Gate`], the content and the
+//! final dot, each command under `command_timeout`, and what the outcome means for the connection.
 //!
 //! We drive the transaction ourselves instead of calling lettre's `send`, which aborts the connection on any
 //! error and cannot say whether a lost connection lost the message before the final dot (retry) or after it
@@ -16,7 +16,7 @@ use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParam
 use lettre::transport::smtp::response::Response;
 
 use super::classify::{BAD_SEQUENCE, Stage, classify_failure, classify_reply};
-use super::{BuiltMessage, SendOutcome};
+use super::{BuiltMessage, Gate, SendOutcome};
 
 /// A failed step: its outcome, and whether the server answered it with the connection still in step (any
 /// reply but 421, and 503 "bad sequence of commands", after which the connection is confused), so that the
@@ -79,6 +79,7 @@ pub(crate) async fn transaction(
     connection: &mut AsyncSmtpConnection,
     message: &BuiltMessage,
     limit: Duration,
+    gate: &mut Gate<'_>,
 ) -> Attempt {
     let envelope = &message.envelope;
     let parameters = match mail_parameters(connection.server_info(), message) {
@@ -98,6 +99,12 @@ pub(crate) async fn transaction(
     }
     if let Err(failed) = step(Stage::Data, limit, connection.command(Data)).await {
         return abandon(connection, failed, limit).await;
+    }
+    // The relay waits for the content; the engine may still withhold it. Without the final dot the relay
+    // discards the transaction when the connection drops, so nothing was delivered.
+    if let Err(reason) = gate.pass().await {
+        let reply = format!("withheld before the final dot: {reason}");
+        return Attempt::new(SendOutcome::Transient { code: None, reply }, Next::Drop);
     }
     content(connection, message, limit).await
 }

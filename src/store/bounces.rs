@@ -99,6 +99,15 @@ pub struct ReportRow {
     pub raw_bytes: i64,
 }
 
+/// The issue and subscriber ids an issue's Message-ID (`<issue.subscriber.suffix@domain>`) names.
+fn ids_in_message_id(message_id: &str) -> Option<(i64, i64)> {
+    let mut parts = message_id.trim().trim_start_matches('<').splitn(3, '.');
+    let issue = parts.next()?.parse().ok()?;
+    let subscriber = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((issue, subscriber))
+}
+
 /// The delivery a report is about, found in the database.
 #[derive(Debug, Default)]
 struct Found {
@@ -285,34 +294,32 @@ macro_rules! report_statements {
                 })
             }
 
-            /// The delivery of the first of `ids` (the original's Message-IDs) that is one of ours.
+            /// The delivery of the first of `ids` (the original's Message-IDs) that is one of ours. An issue's
+            /// Message-ID is `<issue.subscriber.suffix>`, so the lookup goes through the (issue, subscriber) index
+            /// and then compares the whole ID; anything else is no Message-ID of ours and costs no query.
             async fn find_by_message_id(tx: &mut Tx, ids: &[String]) -> anyhow::Result<Option<Found>> {
                 for id in ids.iter().take(5) {
-                    type Row = (i64, Option<i64>, i64, bool, String, Option<i64>, Option<String>, i64, String);
-                    let row: Option<Row> =
-                        sqlx::query_as(
-                            "SELECT d.id, d.subscriber_id, d.issue_id, d.is_test, d.status, d.reported_at, s.email, \
-                             i.list_id, i.status FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-                             LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.message_id = $1",
-                        )
-                        .bind(id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                    if let Some((delivery_id, subscriber_id, issue_id, is_test, status, reported, email, list_id, issue_status)) =
-                        row
-                    {
-                        if subscriber_id.is_none() && !is_test {
-                            return Ok(None); // erased
-                        }
+                    let Some((issue_id, subscriber_id)) = ids_in_message_id(id) else { continue };
+                    let row: Option<(i64, String, Option<i64>, Option<String>, i64, String)> = sqlx::query_as(
+                        "SELECT d.id, d.status, d.reported_at, s.email, i.list_id, i.status FROM deliveries d \
+                         JOIN issues i ON i.id = d.issue_id LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                         WHERE d.issue_id = $1 AND d.subscriber_id = $2 AND d.is_test = false AND d.message_id = $3",
+                    )
+                    .bind(issue_id)
+                    .bind(subscriber_id)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some((delivery_id, status, reported, email, list_id, issue_status)) = row {
                         return Ok(Some(Found {
                             delivery_id: Some(delivery_id),
                             delivery_status: Some(status),
                             reported: reported.is_some(),
                             list_id: Some(list_id),
                             issue_id: Some(issue_id),
-                            subscriber_id,
+                            subscriber_id: Some(subscriber_id),
                             email,
-                            is_test,
+                            is_test: false,
                             issue_sending: issue_status == "sending",
                         }));
                     }
@@ -485,3 +492,17 @@ macro_rules! report_statements {
 
 report_statements!(on_sqlite, sqlx::Sqlite);
 report_statements!(on_postgres, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::ids_in_message_id;
+
+    #[test]
+    fn an_issue_message_id_names_its_issue_and_subscriber_and_nothing_else_does() {
+        assert_eq!(ids_in_message_id("<122.4711.k3j2@example.com>"), Some((122, 4711)));
+        assert_eq!(ids_in_message_id("<test.122.abc@example.com>"), None);
+        assert_eq!(ids_in_message_id("<confirm.9.abc@example.com>"), None);
+        assert_eq!(ids_in_message_id("<CAF=x@mail.gmail.com>"), None);
+        assert_eq!(ids_in_message_id("<1.2@example.com>"), None);
+    }
+}

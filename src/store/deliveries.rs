@@ -1,8 +1,9 @@
-//! Deliveries: claimed under a lease, checked just before they go out, and settled in batches.
+//! Deliveries: claimed under a lease, checked just before they go out, reclaimed after a crash.
 //!
 //! Claiming marks a batch `sending` with an owner and an expiry; several daemons on PostgreSQL claim disjoint
-//! batches with `FOR UPDATE SKIP LOCKED`. A delivery whose lease expired, or whose daemon stopped sending
-//! heartbeats, may have been handed to the relay already: it is reclaimed as `ambiguous` and sent again.
+//! batches with `FOR UPDATE SKIP LOCKED`. Outcomes and intents are written by `recording.rs`. A delivery whose
+//! lease expired, or whose daemon stopped sending heartbeats, is reclaimed: as `ambiguous` (sent again) when its
+//! intent says its final dot may have been written, back to `queued` otherwise.
 
 use anyhow::Context;
 use jiff::Timestamp;
@@ -66,6 +67,8 @@ pub struct DeliveryResult {
     /// Whether this result comes from a real attempt (it then counts toward `delivery.max_attempts`).
     pub attempted: bool,
     pub settlement: Settlement,
+    /// When the outcome became known: the moment of the relay's reply (a sent delivery's `sent_at`).
+    pub at: Timestamp,
 }
 
 /// Deliveries of an issue per status.
@@ -115,20 +118,35 @@ pub struct AmbiguousDelivery {
 }
 
 impl Store {
-    /// Turns `sending` deliveries whose lease expired, or whose owner stopped beating before `dead_before`,
-    /// into `ambiguous` ones: they may have been handed to the relay. Returns how many.
-    pub async fn reclaim_abandoned(&self, now: Timestamp, dead_before: Timestamp) -> anyhow::Result<u64> {
-        let sql = "UPDATE deliveries SET status = 'ambiguous', ambiguous_at = $1, not_before = $1, lease_owner = NULL, \
-                   lease_expires_at = NULL, last_error = 'the daemon sending it stopped before recording the outcome', \
-                   updated_at = $1 \
-                   WHERE status = 'sending' AND (lease_expires_at < $1 \
-                   OR NOT EXISTS (SELECT 1 FROM daemons WHERE daemons.id = deliveries.lease_owner AND heartbeat_at >= $2))";
-        let changed = on_pool!(self, pool => sqlx::query(sql)
-            .bind(to_millis(now))
-            .bind(to_millis(dead_before))
-            .execute(pool)
-            .await?
-            .rows_affected());
+    /// Settles `sending` deliveries whose lease expired, or whose owner stopped beating before `dead_before`:
+    /// one with an intent (its final dot may have been written) becomes `ambiguous`, since it may have reached
+    /// the relay; one without goes back to the queue as it was never handed over. Returns how many became
+    /// ambiguous and how many went back to the queue.
+    pub async fn reclaim_abandoned(&self, now: Timestamp, dead_before: Timestamp) -> anyhow::Result<(u64, u64)> {
+        let abandoned = "status = 'sending' AND (lease_expires_at < $1 \
+             OR NOT EXISTS (SELECT 1 FROM daemons WHERE daemons.id = deliveries.lease_owner AND heartbeat_at >= $2))";
+        let ambiguous = format!(
+            "UPDATE deliveries SET status = 'ambiguous', ambiguous_at = $1, not_before = $1, in_flight_at = NULL, \
+             lease_owner = NULL, lease_expires_at = NULL, \
+             last_error = 'the daemon sending it stopped after its final dot was written, before the reply was recorded', \
+             updated_at = $1 WHERE in_flight_at IS NOT NULL AND {abandoned}"
+        );
+        let queued = format!(
+            "UPDATE deliveries SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+             WHERE in_flight_at IS NULL AND {abandoned}"
+        );
+        let changed = on_pool!(self, pool => {
+            let mut changed = (0, 0);
+            for (sql, count) in [(ambiguous, &mut changed.0), (queued, &mut changed.1)] {
+                *count = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(to_millis(now))
+                    .bind(to_millis(dead_before))
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            }
+            changed
+        });
         Ok(changed)
     }
 
@@ -158,32 +176,68 @@ impl Store {
                        d.ambiguous_at, s.email, s.name FROM deliveries d JOIN issues i ON i.id = d.issue_id \
                        LEFT JOIN subscribers s ON s.id = d.subscriber_id \
                        WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.not_before, d.id";
-        let result = on_pool!(self, pool => {
-            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
-            let mut claimed: Vec<(i64,)> = Vec::new();
-            for status in ["ambiguous", "retry_wait", "queued"] {
-                let wanted = i64::from(limit) - claimed.len() as i64;
-                if wanted <= 0 {
-                    break;
+        let result = match self {
+            // Each claim returns what sending needs (a data-modifying WITH joined to the issue and subscriber),
+            // autocommitted: one statement per status, no second read of the claimed rows.
+            Store::Postgres(pool) => {
+                let claim_returning = format!(
+                    "WITH c AS ({claim}, issue_id, subscriber_id, message_id, attempts, first_attempt_at, ambiguous_at, \
+                     not_before) \
+                     SELECT c.id, c.issue_id, i.list_id, c.subscriber_id, c.message_id, c.attempts, c.first_attempt_at, \
+                     c.ambiguous_at, s.email, s.name FROM c JOIN issues i ON i.id = c.issue_id \
+                     LEFT JOIN subscribers s ON s.id = c.subscriber_id ORDER BY c.not_before, c.id"
+                );
+                async {
+                    let mut claimed: Vec<ClaimedDelivery> = Vec::new();
+                    for status in ["ambiguous", "retry_wait", "queued"] {
+                        let wanted = i64::from(limit) - claimed.len() as i64;
+                        if wanted <= 0 {
+                            break;
+                        }
+                        let rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(claim_returning.clone()))
+                            .bind(owner)
+                            .bind(to_millis(lease_until))
+                            .bind(to_millis(now))
+                            .bind(wanted)
+                            .bind(status)
+                            .fetch_all(pool)
+                            .await?;
+                        claimed.extend(rows);
+                    }
+                    Ok::<_, sqlx::Error>(claimed)
                 }
-                let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
-                    .bind(owner)
-                    .bind(to_millis(lease_until))
-                    .bind(to_millis(now))
-                    .bind(wanted)
-                    .bind(status)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                claimed.extend(rows);
+                .await
             }
-            let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
-                Vec::new()
-            } else {
-                sqlx::query_as(details).bind(owner).fetch_all(&mut *tx).await?
-            };
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(rows)
-        });
+            Store::Sqlite(pool) => {
+                async {
+                    let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
+                    let mut claimed: Vec<(i64,)> = Vec::new();
+                    for status in ["ambiguous", "retry_wait", "queued"] {
+                        let wanted = i64::from(limit) - claimed.len() as i64;
+                        if wanted <= 0 {
+                            break;
+                        }
+                        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
+                            .bind(owner)
+                            .bind(to_millis(lease_until))
+                            .bind(to_millis(now))
+                            .bind(wanted)
+                            .bind(status)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        claimed.extend(rows);
+                    }
+                    let rows: Vec<ClaimedDelivery> = if claimed.is_empty() {
+                        Vec::new()
+                    } else {
+                        sqlx::query_as(details).bind(owner).fetch_all(&mut *tx).await?
+                    };
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(rows)
+                }
+                .await
+            }
+        };
         result.context("cannot claim deliveries")
     }
 
@@ -193,24 +247,35 @@ impl Store {
         if questions.is_empty() {
             return Ok(Vec::new());
         }
-        let from = match self.backend() {
-            super::Backend::Sqlite => "json_each($1) AS j",
-            super::Backend::Postgres => "jsonb_array_elements($1::jsonb) AS j(value)",
+        // One row per question: arrays on PostgreSQL (no JSON to parse), one JSON parameter on SQLite.
+        let rows: Vec<(i64,)> = match self {
+            Store::Postgres(pool) => {
+                let sql = "SELECT q.i FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) \
+                           AS q(i, list_id, subscriber_id, hash) \
+                           WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = q.list_id \
+                           AND s.subscriber_id = q.subscriber_id AND s.status = 'active') \
+                           AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = q.hash)";
+                sqlx::query_as(sql)
+                    .bind((0..questions.len() as i64).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.list_id).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.subscriber_id).collect::<Vec<i64>>())
+                    .bind(questions.iter().map(|q| q.suppression_hash.clone()).collect::<Vec<String>>())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Sqlite(pool) => {
+                let sql = "SELECT CAST(j.value ->> 0 AS BIGINT) FROM json_each($1) AS j \
+                           WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = CAST(j.value ->> 1 AS BIGINT) \
+                           AND s.subscriber_id = CAST(j.value ->> 2 AS BIGINT) AND s.status = 'active') \
+                           AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = j.value ->> 3)";
+                let encoded: Vec<serde_json::Value> = questions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| serde_json::json!([i, q.list_id, q.subscriber_id, q.suppression_hash]))
+                    .collect();
+                sqlx::query_as(sql).bind(serde_json::Value::Array(encoded).to_string()).fetch_all(pool).await?
+            }
         };
-        let sql = format!(
-            "SELECT CAST(j.value ->> 0 AS BIGINT) FROM {from} \
-             WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = CAST(j.value ->> 1 AS BIGINT) \
-             AND s.subscriber_id = CAST(j.value ->> 2 AS BIGINT) AND s.status = 'active') \
-             AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = j.value ->> 3)"
-        );
-        let encoded: Vec<serde_json::Value> = questions
-            .iter()
-            .enumerate()
-            .map(|(i, q)| serde_json::json!([i, q.list_id, q.subscriber_id, q.suppression_hash]))
-            .collect();
-        let encoded = serde_json::Value::Array(encoded).to_string();
-        let rows: Vec<(i64,)> =
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&encoded).fetch_all(pool).await)?;
         let mut answers = vec![false; questions.len()];
         for (index,) in rows {
             if let Some(answer) = usize::try_from(index).ok().and_then(|i| answers.get_mut(i)) {
@@ -218,98 +283,6 @@ impl Store {
             }
         }
         Ok(answers)
-    }
-
-    /// Records a batch of outcomes in one transaction.
-    pub async fn record_results(&self, results: &[DeliveryResult], now: Timestamp) -> anyhow::Result<()> {
-        if results.is_empty() {
-            return Ok(());
-        }
-        let now = to_millis(now);
-        let settle = "UPDATE deliveries SET status = $2, not_before = COALESCE($3, not_before), last_code = $4, \
-                      last_error = $5, sent_at = CASE WHEN $2 = 'sent' THEN $6 ELSE sent_at END, \
-                      attempts = attempts + $7, first_attempt_at = COALESCE(first_attempt_at, CASE WHEN $7 = 1 THEN $6 END), \
-                      ambiguous_at = CASE WHEN $8 THEN $6 ELSE ambiguous_at END, \
-                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 WHERE id = $1";
-        // The common case, accepted messages, is one statement for the whole batch.
-        let ids = match self.backend() {
-            Backend::Sqlite => "SELECT value FROM json_each($1)",
-            Backend::Postgres => "SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text($1::jsonb)",
-        };
-        let sent_sql = format!(
-            "UPDATE deliveries SET status = 'sent', sent_at = $2, last_code = 250, last_error = NULL, \
-             attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = $2 WHERE id IN ({ids})"
-        );
-        let sent: Vec<i64> = results
-            .iter()
-            .filter(|r| r.attempted && matches!(&r.settlement, Settlement::Sent { code: Some(250) | None, .. }))
-            .map(|r| r.delivery_id)
-            .collect();
-        let sent_json = serde_json::to_string(&sent).unwrap_or_else(|_| "[]".to_owned());
-        let result = on_pool!(self, pool => {
-            let mut tx = pool.begin_with(crate::store::write_begin(pool)).await?;
-            if !sent.is_empty() {
-                sqlx::query(sqlx::AssertSqlSafe(sent_sql)).bind(&sent_json).bind(now).execute(&mut *tx).await?;
-            }
-            for result in results {
-                if result.attempted && matches!(&result.settlement, Settlement::Sent { code: Some(250) | None, .. }) {
-                    continue;
-                }
-                let (status, not_before, code, error, ambiguous) = match &result.settlement {
-                    Settlement::Sent { code, reply } => ("sent", None, *code, Some(reply.clone()), false),
-                    Settlement::Retry { not_before, code, error } => ("retry_wait", Some(to_millis(*not_before)), *code, Some(error.clone()), false),
-                    Settlement::Failed { code, error } => ("failed", None, *code, Some(error.clone()), false),
-                    Settlement::Bounced { code, error } => ("bounced", None, Some(*code), Some(error.clone()), false),
-                    Settlement::Suppressed { reason } => ("suppressed", None, None, Some(reason.clone()), false),
-                    Settlement::Ambiguous { not_before, error, resend } => {
-                        let status = if *resend { "ambiguous" } else { "failed" };
-                        (status, Some(to_millis(*not_before)), None, Some(error.clone()), true)
-                    }
-                    Settlement::Released { not_before, error } => ("queued", Some(to_millis(*not_before)), None, error.clone(), false),
-                };
-                sqlx::query(settle)
-                    .bind(result.delivery_id)
-                    .bind(status)
-                    .bind(not_before)
-                    .bind(code.map(i64::from))
-                    .bind(error)
-                    .bind(now)
-                    .bind(i64::from(result.attempted))
-                    .bind(ambiguous)
-                    .execute(&mut *tx)
-                    .await?;
-                if let (Settlement::Bounced { error, .. }, Some(subscriber_id)) = (&result.settlement, result.subscriber_id) {
-                    sqlx::query("UPDATE subscriptions SET status = 'bounced', updated_at = $3 WHERE list_id = $1 AND subscriber_id = $2")
-                        .bind(result.list_id)
-                        .bind(subscriber_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(hash) = &result.suppression_hash {
-                        sqlx::query("INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, 'bounced', $2, $3) \
-                                     ON CONFLICT (email_hash) DO NOTHING")
-                            .bind(hash)
-                            .bind(error)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query("INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at) \
-                                 VALUES ('bounce', $1, $2, $3, $4, $5, $6)")
-                        .bind(result.list_id)
-                        .bind(result.issue_id)
-                        .bind(subscriber_id)
-                        .bind(result.delivery_id)
-                        .bind(error)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await
-        });
-        result.context("cannot record delivery outcomes")
     }
 
     /// Records a test send: a delivery row marked as a test, never counted.

@@ -16,6 +16,7 @@ mod maintenance;
 mod outbox;
 mod pace;
 mod readiness;
+mod recording;
 mod relay;
 mod stats;
 mod subscribers;

@@ -13,6 +13,7 @@ mod cadence;
 mod context;
 mod eligibility;
 mod idle;
+mod recorder;
 mod schedule;
 mod send;
 mod settle;
@@ -41,8 +42,10 @@ pub struct StepReport {
     pub finished: Vec<i64>,
     /// Deliveries sent or otherwise settled in this step.
     pub settled: usize,
-    /// Deliveries reclaimed from a daemon that stopped holding them.
+    /// Deliveries reclaimed as `ambiguous` from a daemon that stopped holding them after their final dot.
     pub reclaimed: u64,
+    /// Deliveries put back in the queue from a daemon that stopped before handing them over.
+    pub requeued: u64,
     /// `None`: more work is waiting now. `Some(t)`: nothing is due before `t` (as far as this step knows).
     pub idle_until: Option<Timestamp>,
 }
@@ -61,7 +64,7 @@ pub async fn run_step(
     report.held = held;
     let outbox_pending = schedule::build_outboxes(context, now).await?;
     let dead_before = now.saturating_sub(context.config.dead_after).unwrap_or(now);
-    report.reclaimed = context.store.reclaim_abandoned(now, dead_before).await?;
+    (report.reclaimed, report.requeued) = context.store.reclaim_abandoned(now, dead_before).await?;
     let expired = context.store.expire_pending_subscriptions(now).await?;
     if expired.reverted + expired.removed > 0 {
         tracing::info!(reverted = expired.reverted, removed = expired.removed, "unconfirmed subscriptions expired");

@@ -1,5 +1,7 @@
 //! Sending one batch: reserve sends within the rate limits, claim that many due deliveries, hand them out to
-//! the transport's connections (one task per connection), and record what happened in one transaction.
+//! the transport's connections (one task per connection), and record what happens as it happens: each
+//! message's intent before its final dot and its outcome after the relay's reply, through the batch's
+//! recorder (`recorder.rs`), whose group commits all connections share.
 //!
 //! Just before a message goes out, the subscriber is checked again (`eligibility.rs`, one query for the asks of
 //! every connection waiting at that moment): an unsubscribe or a suppression committed before that moment stops
@@ -12,9 +14,10 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryContext;
+use super::recorder::{self, Recorder};
 use super::settle::{BatchState, settle};
 use crate::domain::{ReturnPathFor, SubscriberEmail};
-use crate::mailer::{self, BounceTrace, Outgoing, Sender};
+use crate::mailer::{self, BounceTrace, Gate, Outgoing, Sender};
 use crate::render::Recipient;
 use crate::store::{ClaimedDelivery, DeliveryResult, EligibilityQuestion, Settlement};
 
@@ -47,20 +50,22 @@ pub(super) async fn send_due(
 
     let queue = Mutex::new(VecDeque::from(claimed));
     let state = BatchState::default();
-    let per_connection = context.senders.iter().map(|slot| async {
-        let mut sender = slot.lock().await;
-        let mut results = Vec::new();
-        loop {
-            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-            let Some(delivery) = next else { break };
-            results.push(send_one(context, &mut sender, &delivery, now, shutdown, &state).await);
-        }
-        results
-    });
-    let results: Vec<DeliveryResult> =
-        futures_util::future::join_all(per_connection).await.into_iter().flatten().collect();
-    context.store.record_results(&results, now).await?;
-    Ok((results.len(), None))
+    let (recorder, entries) = Recorder::new();
+    let sending = async {
+        // Moved in, so that it is dropped (and the recorder finishes) once every connection is done.
+        let recorder = recorder;
+        let per_connection = context.senders.iter().map(|slot| async {
+            let mut sender = slot.lock().await;
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let Some(delivery) = next else { break };
+                recorder.outcome(send_one(context, &mut sender, &delivery, now, shutdown, &state, &recorder).await);
+            }
+        });
+        futures_util::future::join_all(per_connection).await;
+    };
+    let (recorded, ()) = tokio::join!(recorder::run(context, entries), sending);
+    Ok((recorded?, None))
 }
 
 /// Sends one delivery over `sender` and says how it ended.
@@ -71,6 +76,7 @@ async fn send_one(
     now: Timestamp,
     shutdown: &CancellationToken,
     state: &BatchState,
+    recorder: &Recorder,
 ) -> DeliveryResult {
     let result = |settlement: Settlement, attempted: bool, hash: Option<String>| DeliveryResult {
         delivery_id: delivery.id,
@@ -80,6 +86,7 @@ async fn send_one(
         suppression_hash: hash,
         attempted,
         settlement,
+        at: context.clock.now(),
     };
     let release = |not_before: Timestamp, why: &str| {
         result(Settlement::Released { not_before, error: Some(why.to_owned()) }, false, None)
@@ -157,8 +164,15 @@ async fn send_one(
         Ok(message) => message,
         Err(e) => return result(Settlement::Failed { code: None, error: e.to_string() }, false, None),
     };
+    // The intent is handed over now and written while MAIL, RCPT and DATA go back and forth; the final dot
+    // waits until it is durable.
+    let mut gate = Gate::new(recorder.intent(delivery.id));
     let span = tracing::debug_span!("send", delivery = delivery.id, issue = issue.number);
-    let outcome = tracing::Instrument::instrument(sender.send(&message), span).await;
-    let (settlement, attempted) = settle(context, delivery, &issue, outcome, now, state, address).await;
+    let outcome = tracing::Instrument::instrument(sender.send_gated(&message, &mut gate), span).await;
+    if gate.withheld() {
+        return release(now, "its intent could not be recorded, so it was withheld before the final dot");
+    }
+    let replied = context.clock.now();
+    let (settlement, attempted) = settle(context, delivery, &issue, outcome, replied, state, address).await;
     result(settlement, attempted, Some(hash))
 }

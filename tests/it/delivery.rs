@@ -403,3 +403,47 @@ async fn two_daemons_on_one_postgresql_share_five_thousand_deliveries_without_a_
     assert!(received.values().all(|&count| count == 1));
     assert_eq!(first.issue_status().await, "sent");
 }
+
+both_backends! {
+    async fn while_a_message_waits_at_its_final_dot_only_its_delivery_is_in_flight_and_a_crash_then_makes_only_it_ambiguous(db) {
+        let run = Delivery::new(db, 5, &[("TIDINGS_SMTP__POOL_SIZE", "1")]).await;
+        run.smtp.inject(Fault::new(Trigger::Command(Verb::DataEnd), Action::StallUntilReleased).times(1));
+        run.start().await;
+        let step = run.step();
+        let crash = async {
+            run.smtp.wait_for_stalled(1, Duration::from_secs(30)).await.expect("the first message stalls");
+            // The final dot is on the wire: its intent is durable, and the rest of the batch has none.
+            assert_eq!(run.query_i64("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'").await, 5);
+            assert_eq!(run.query_i64("SELECT COUNT(*) FROM deliveries WHERE in_flight_at IS NOT NULL").await, 1);
+            // What a daemon does after this one died: reclaim its deliveries.
+            let later = run.clock().now().saturating_add(SignedDuration::from_hours(1)).expect("time");
+            let reclaimed: (u64, u64) = run.db.store.reclaim_abandoned(later, later).await.expect("reclaim");
+            assert_eq!(reclaimed, (1, 4), "one ambiguous, four back in the queue");
+            let status = run.db.tidings(&["issue", "status", "122", "--json"]);
+            let value: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+            assert_eq!(value["ambiguous"].as_array().map(Vec::len), Some(1), "{}", status.stdout);
+            assert_eq!(value["deliveries"]["ever_ambiguous"], 1);
+            assert_eq!(value["deliveries"]["queued"], 4);
+            run.smtp.release_stalls();
+        };
+        tokio::join!(step, crash);
+    }
+
+    async fn each_message_is_recorded_with_the_moment_of_its_own_reply(db) {
+        let run = Delivery::new(db, 3, &[("TIDINGS_SMTP__POOL_SIZE", "1")]).await;
+        run.smtp.inject(Fault::new(Trigger::Command(Verb::DataEnd), Action::StallUntilReleased).times(1));
+        run.start().await;
+        let started = run.clock().now();
+        let step = run.step();
+        let later = async {
+            run.smtp.wait_for_stalled(1, Duration::from_secs(30)).await.expect("the first message stalls");
+            run.clock().advance(SignedDuration::from_secs(7));
+            run.smtp.release_stalls();
+        };
+        tokio::join!(step, later);
+        // The batch began at `started`; its replies came 7 s later, and that is what is on record.
+        let sent_at = tidings::clock::to_millis(started.saturating_add(SignedDuration::from_secs(7)).expect("time"));
+        assert_eq!(run.query_i64(&format!("SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND sent_at = {sent_at}")).await, 3);
+        assert_eq!(run.query_i64("SELECT COUNT(*) FROM deliveries WHERE in_flight_at IS NOT NULL").await, 0);
+    }
+}

@@ -1,0 +1,105 @@
+//! The recorder: one writer shared by every connection of a batch, which commits intents and outcomes as they
+//! arrive (a group commit), instead of the batch's results at its end.
+//!
+//! Connections hand it entries through a channel and go on. It takes whatever has arrived, writes it as one wave
+//! (`Store::record_wave`: one transaction, one multi-row statement per kind), tells the waiting connections,
+//! and takes the next: while a wave commits the next one gathers, so a wave lasts about one commit (a few
+//! milliseconds) and durability stays what the database gives every commit. Entries of one connection are
+//! written in the order it sent them, so when a connection's intent for its next message is durable, the
+//! outcome of its previous message is too: after a crash each connection leaves at most one delivery with an
+//! intent and no outcome (the one whose final dot may have been on the wire), and that is all that becomes
+//! ambiguous.
+
+use std::future::Future;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::DeliveryContext;
+use crate::store::DeliveryResult;
+
+/// The most entries one wave writes; more wait for the next one.
+const MAX_WAVE: usize = 1_000;
+
+pub(super) enum Entry {
+    /// The delivery's final dot is about to be written: make that durable, then say so.
+    Intent { delivery_id: i64, written: oneshot::Sender<Result<(), String>> },
+    /// How the delivery's attempt ended.
+    Outcome(DeliveryResult),
+}
+
+/// The connections' side of the recorder. Dropping it (and every clone) ends [`run`] once all is written.
+pub(super) struct Recorder {
+    entries: mpsc::UnboundedSender<Entry>,
+}
+
+impl Recorder {
+    pub(super) fn new() -> (Self, mpsc::UnboundedReceiver<Entry>) {
+        let (entries, receiver) = mpsc::unbounded_channel();
+        (Self { entries }, receiver)
+    }
+
+    /// Hands over the delivery's intent now; the future resolves once it is durable, or says why it is not.
+    pub(super) fn intent(&self, delivery_id: i64) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let (written, told) = oneshot::channel();
+        let handed = self.entries.send(Entry::Intent { delivery_id, written }).is_ok();
+        async move {
+            if !handed {
+                return Err("the recorder stopped".to_owned());
+            }
+            told.await.unwrap_or_else(|_| Err("the recorder stopped".to_owned()))
+        }
+    }
+
+    /// Hands over an outcome to record with the next wave.
+    pub(super) fn outcome(&self, result: DeliveryResult) {
+        if let Err(mpsc::error::SendError(Entry::Outcome(result))) = self.entries.send(Entry::Outcome(result)) {
+            // Only after `run` returned, which it does not while a sender lives.
+            tracing::error!(delivery = result.delivery_id, "an outcome arrived after the recorder stopped");
+        }
+    }
+}
+
+/// Writes waves until every [`Recorder`] is dropped and everything sent is written. Returns how many outcomes
+/// were recorded, or the first error (later waves are still tried: an outcome not written leaves its delivery
+/// `sending`, and its lease's expiry settles it).
+pub(super) async fn run(
+    context: &DeliveryContext,
+    mut entries: mpsc::UnboundedReceiver<Entry>,
+) -> anyhow::Result<usize> {
+    let mut recorded = 0;
+    let mut failure = None;
+    let mut wave = Vec::new();
+    while entries.recv_many(&mut wave, MAX_WAVE).await > 0 {
+        let mut intents = Vec::new();
+        let mut waiting = Vec::new();
+        let mut outcomes = Vec::new();
+        for entry in wave.drain(..) {
+            match entry {
+                Entry::Intent { delivery_id, written } => {
+                    intents.push(delivery_id);
+                    waiting.push(written);
+                }
+                Entry::Outcome(result) => outcomes.push(result),
+            }
+        }
+        let verdict = match context.store.record_wave(&intents, &outcomes, context.clock.now()).await {
+            Ok(()) => {
+                recorded += outcomes.len();
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::error!(error = why, "cannot record a wave of intents and outcomes");
+                failure.get_or_insert(e);
+                Err(why)
+            }
+        };
+        for written in waiting {
+            let _ = written.send(verdict.clone());
+        }
+    }
+    match failure {
+        None => Ok(recorded),
+        Some(e) => Err(e),
+    }
+}
