@@ -579,14 +579,15 @@ mod tests {
     #[test]
     fn the_top_level_help_wraps_only_where_the_terminal_ends() {
         let sentence = "Configuration: config/default.toml documents every key; --config FILE (or TIDINGS_CONFIG) \
-                        layers a file over it, and TIDINGS_SECTION__KEY environment variables override both.";
+                        layers a file over it, and TIDINGS_SECTION__KEY environment variables override both; `tidings \
+                        config show` prints the result.";
         let wide = Cli::command().term_width(1_000).render_long_help().to_string();
         assert!(wide.lines().any(|line| line == sentence), "{wide}");
         let narrow = Cli::command().term_width(80).render_long_help().to_string();
         let paragraph: Vec<&str> = narrow.lines().skip_while(|line| !line.starts_with("Configuration:")).collect();
         let (last, wrapped) = paragraph.split_last().expect("the paragraph");
         assert!(wrapped.iter().all(|line| line.len() > 60), "a line broken by hand: {paragraph:#?}");
-        assert!(last.ends_with("override both."), "{paragraph:#?}");
+        assert!(last.ends_with("prints the result."), "{paragraph:#?}");
     }
 
     #[test]

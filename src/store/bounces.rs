@@ -99,6 +99,18 @@ pub struct ReportRow {
     pub raw_bytes: i64,
 }
 
+/// A hard bounce's effects beyond the delivery, the same whether the relay refused the address during the send
+/// (`recording.rs`) or a report said so later (here): every subscription of the address that could still receive
+/// mail becomes `bounced` ($1 subscriber, $2 time)...
+pub(super) const BOUNCE_SUBSCRIPTIONS: &str = "UPDATE subscriptions SET status = 'bounced', updated_at = $2 \
+     WHERE subscriber_id = $1 AND status IN ('active', 'pending')";
+/// ... the address is suppressed ($1 hash, $2 reason, $3 detail, $4 time; an existing entry keeps its reason) ...
+pub(super) const SUPPRESS: &str = "INSERT INTO suppressions (email_hash, reason, detail, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (email_hash) DO NOTHING";
+/// ... and the event is recorded ($1 kind, $2 list, $3 issue, $4 subscriber, $5 delivery, $6 detail, $7 time).
+pub(super) const EVENT: &str = "INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 /// The issue and subscriber ids an issue's Message-ID (`<issue.subscriber.suffix@domain>`) names.
 fn ids_in_message_id(message_id: &str) -> Option<(i64, i64)> {
     let mut parts = message_id.trim().trim_start_matches('<').splitn(3, '.');
@@ -436,30 +448,24 @@ macro_rules! report_statements {
                 detail: &str,
                 now: i64,
             ) -> anyhow::Result<()> {
-                sqlx::query(
-                    "UPDATE subscriptions SET status = 'bounced', updated_at = $2 \
-                     WHERE subscriber_id = $1 AND status IN ('active', 'pending')",
-                )
-                .bind(subscriber_id)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query(BOUNCE_SUBSCRIPTIONS)
+                    .bind(subscriber_id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
                 add_suppression(tx, email, reason, detail, now).await?;
                 event(tx, "bounce", found, subscriber_id, detail, now).await
             }
 
             async fn add_suppression(tx: &mut Tx, email: &str, reason: &str, detail: &str, now: i64) -> anyhow::Result<()> {
                 let Ok(email) = SubscriberEmail::parse(email) else { return Ok(()) };
-                sqlx::query(
-                    "INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (email_hash) DO NOTHING",
-                )
-                .bind(email.suppression_hash())
-                .bind(reason)
-                .bind(detail)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query(SUPPRESS)
+                    .bind(email.suppression_hash())
+                    .bind(reason)
+                    .bind(detail)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
 
@@ -471,19 +477,16 @@ macro_rules! report_statements {
                 detail: &str,
                 now: i64,
             ) -> anyhow::Result<()> {
-                sqlx::query(
-                    "INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(kind)
-                .bind(found.list_id)
-                .bind(found.issue_id)
-                .bind(subscriber_id)
-                .bind(found.delivery_id)
-                .bind(detail)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query(EVENT)
+                    .bind(kind)
+                    .bind(found.list_id)
+                    .bind(found.issue_id)
+                    .bind(subscriber_id)
+                    .bind(found.delivery_id)
+                    .bind(detail)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
         }

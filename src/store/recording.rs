@@ -28,44 +28,34 @@ const SQLITE_ROWS: &str = "(SELECT value ->> 0 AS id, value ->> 1 AS status, val
      value ->> 3 AS code, value ->> 4 AS error, value ->> 5 AS at, value ->> 6 AS attempted, \
      value ->> 7 AS ambiguous FROM json_each($1)) AS v";
 
-/// A hard bounce's effects beyond the delivery, in transaction `$tx`: the subscription becomes `bounced`, the
-/// address is suppressed, and a `bounce` event is written.
+/// A hard bounce's effects beyond the delivery, in transaction `$tx`, through the statements a later report's
+/// hard bounce uses too (`bounces.rs`): the address's subscriptions become `bounced`, the address is suppressed,
+/// and a `bounce` event is written.
 macro_rules! record_bounce {
     ($tx:expr, $result:expr) => {{
         let result: &DeliveryResult = $result;
         if let (Settlement::Bounced { error, .. }, Some(subscriber_id)) = (&result.settlement, result.subscriber_id) {
             let at = to_millis(result.at);
-            sqlx::query(
-                "UPDATE subscriptions SET status = 'bounced', updated_at = $3 WHERE list_id = $1 AND subscriber_id = $2",
-            )
-            .bind(result.list_id)
-            .bind(subscriber_id)
-            .bind(at)
-            .execute(&mut *$tx)
-            .await?;
+            sqlx::query(super::bounces::BOUNCE_SUBSCRIPTIONS).bind(subscriber_id).bind(at).execute(&mut *$tx).await?;
             if let Some(hash) = &result.suppression_hash {
-                sqlx::query(
-                    "INSERT INTO suppressions (email_hash, reason, detail, created_at) VALUES ($1, 'bounced', $2, $3) \
-                     ON CONFLICT (email_hash) DO NOTHING",
-                )
-                .bind(hash)
+                sqlx::query(super::bounces::SUPPRESS)
+                    .bind(hash)
+                    .bind("bounced")
+                    .bind(error)
+                    .bind(at)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            sqlx::query(super::bounces::EVENT)
+                .bind("bounce")
+                .bind(result.list_id)
+                .bind(result.issue_id)
+                .bind(subscriber_id)
+                .bind(result.delivery_id)
                 .bind(error)
                 .bind(at)
                 .execute(&mut *$tx)
                 .await?;
-            }
-            sqlx::query(
-                "INSERT INTO events (kind, list_id, issue_id, subscriber_id, delivery_id, detail, created_at) \
-                 VALUES ('bounce', $1, $2, $3, $4, $5, $6)",
-            )
-            .bind(result.list_id)
-            .bind(result.issue_id)
-            .bind(subscriber_id)
-            .bind(result.delivery_id)
-            .bind(error)
-            .bind(at)
-            .execute(&mut *$tx)
-            .await?;
         }
     }};
 }
