@@ -86,8 +86,12 @@ impl Connector {
         format!("{}:{}/{}", self.host, self.port, self.username)
     }
 
-    /// Connects, secures the connection and logs in.
+    /// Connects, secures the connection and logs in; every error names the server.
     pub(crate) async fn open(&self) -> anyhow::Result<Session> {
+        self.connect_and_log_in().await.with_context(|| format!("IMAP server {}", self.server()))
+    }
+
+    async fn connect_and_log_in(&self) -> anyhow::Result<Session> {
         let address = self.server();
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&address))
             .await
