@@ -166,11 +166,15 @@ async fn add(context: &AdminContext, file: &Path, list: Option<&str>, out: &mut 
         context.store.save_issue_links(*id, compiled.links()).await?;
     }
     match outcome {
-        SaveOutcome::Added { .. } => {
-            writeln!(out, "added issue {number} to `{}` as a draft: \"{}\" ({items} items)", list.slug, source.subject)?
-        }
+        SaveOutcome::Added { .. } => writeln!(
+            out,
+            "added issue {number} to `{}` as a draft: \"{}\" ({items} {})",
+            list.slug,
+            source.subject,
+            plural(items, "item")
+        )?,
         SaveOutcome::Updated { .. } => {
-            writeln!(out, "updated draft issue {number}: \"{}\" ({items} items)", source.subject)?
+            writeln!(out, "updated draft issue {number}: \"{}\" ({items} {})", source.subject, plural(items, "item"))?
         }
         SaveOutcome::Unchanged { .. } => writeln!(out, "issue {number} is unchanged; nothing to do")?,
         SaveOutcome::Refused { status, .. } => {
@@ -242,4 +246,9 @@ fn issue_json(issue: &IssueRow) -> serde_json::Value {
         "created_at": format_millis(issue.created_at),
         "updated_at": format_millis(issue.updated_at),
     })
+}
+
+/// `noun` or its plural for `count` of them.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { noun.to_owned() } else { format!("{noun}s") }
 }

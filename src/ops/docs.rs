@@ -19,7 +19,11 @@ pub(super) fn completions(shell: Shell, out: &mut dyn Write) -> anyhow::Result<E
         Shell::Fish => CompleteShell::Fish,
     };
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "tidings", out);
+    // clap_complete panics when its writer fails; a buffer cannot, and a closed stdout (`| head`) then ends
+    // the command quietly like any other.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "tidings", &mut script);
+    out.write_all(&script)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -55,3 +55,18 @@ fn a_duration_in_days_says_which_units_are_accepted() {
          or \"1h 30m\" (days and weeks are not accepted: write \"48h\")"
     );
 }
+
+#[test]
+fn completions_into_a_closed_pipe_end_quietly_too() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run tidings");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
