@@ -74,24 +74,8 @@ impl TestDatabase {
     /// A new database on the test server; `None` (after saying so on stderr) when scripts/test could not
     /// start PostgreSQL outside CI. Without either variable this fails: a missing server is never silent.
     pub async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
-            if std::env::var(PG_SKIP_VAR).is_ok_and(|v| v == "1") {
-                eprintln!("SKIPPED: PostgreSQL variant ({PG_SKIP_VAR}=1: scripts/test could not start PostgreSQL)");
-                return None;
-            }
-            panic!("{PG_URL_VAR} is not set: run the tests through scripts/test, which starts PostgreSQL");
-        };
-        let name = format!("tidings_test_{:016x}", rand::random::<u64>());
-        let admin = Store::connect(&options(&admin_url)).await.expect("connect to the PostgreSQL test server");
-        let Store::Postgres(pool) = &admin else { panic!("{PG_URL_VAR} is not a postgres:// URL") };
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(pool)
-            .await
-            .expect("create database");
-        admin.close().await;
-        let (base, _) = admin_url.rsplit_once('/').expect("the URL names a database");
-        let dir = tempfile::tempdir().expect("temporary folder");
-        Some(Self::open(format!("{base}/{name}"), Backend::Postgres, dir).await)
+        let (url, dir) = Self::empty(Backend::Postgres).await?;
+        Some(Self::open(url, Backend::Postgres, dir).await)
     }
 
     /// The URL of a new, empty database (no migration applied) with a folder that lives as long as it; `None`
