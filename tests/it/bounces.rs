@@ -4,7 +4,7 @@
 //! limited, and nothing applied twice. Every check reads what the other side saw: the SMTP test server's
 //! envelopes, the listener's replies, the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use tidings::bounces::{Pipeline, Source};
 use tidings::domain::{BounceAddress, LinkKeys, ReturnPathFor, SubscriberEmail};
@@ -13,15 +13,14 @@ use tidings::worker::run_step;
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::helpers::TestDatabase;
 use crate::helpers::report_client::ReportClient;
 use crate::helpers::smtp_server::{ReceivedMessage, SmtpServer};
+use crate::helpers::{TestDatabase, sample_issue_engine};
 use crate::web::{WebApp, address};
 
 const KEYS: &str = "1:test-signing-key-test-signing-key-0123456789";
 const BOUNCE: &str = "bounces@bounces.example.com";
 const COMPLAINTS: &str = "fbl@bounces.example.com";
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
 
 fn bounce_env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -333,29 +332,13 @@ both_backends! {
 
     async fn a_complaint_rate_above_the_threshold_pauses_the_sending_issue(db) {
         let smtp = SmtpServer::start().await;
-        let port = smtp.port().to_string();
-        let env = [
-            ("TIDINGS_DATABASE__URL", db.url.as_str()),
-            ("TIDINGS_TRANSPORT__KIND", "smtp"),
-            ("TIDINGS_SMTP__HOST", "127.0.0.1"),
-            ("TIDINGS_SMTP__PORT", port.as_str()),
-            ("TIDINGS_SMTP__TLS", "none"),
-            ("TIDINGS_SMTP__POOL_SIZE", "2"),
-            ("TIDINGS_DELIVERY__PER_SECOND", "0"),
+        db.import((0..40).map(|i| (address(i), format!("Reader {i}"), None)), db.clock.now()).await;
+        let extra = [
             ("TIDINGS_DELIVERY__BATCH_SIZE", "10"),
-            ("TIDINGS_LINKS__SIGNING_KEYS", KEYS),
-            ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
             ("TIDINGS_BOUNCES__ADDRESS", BOUNCE),
             ("TIDINGS_BOUNCES__MIN_DELIVERIES", "10"),
         ];
-        let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
-        db.import((0..40).map(|i| (address(i), format!("Reader {i}"), None)), db.clock.now()).await;
-        let added = db.tidings_env(&["issue", "add", SAMPLE], &env);
-        assert_eq!(added.code, Some(0), "{}", added.stderr);
-        let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;
-        let engine = tidings::startup::delivery_context(&settings, db.store.clone(), db.clock.clone(), settings.link_builder().expect("links"))
-            .expect("engine");
+        let (settings, engine, issue_id) = sample_issue_engine(&db, smtp.port(), &extra).await;
         assert!(db.store.start_issue(issue_id, db.clock.now()).await.expect("start"));
         let shutdown = CancellationToken::new();
         while smtp.message_count() < 10 {

@@ -10,11 +10,9 @@ use tidings::worker::{DeliveryContext, run_step};
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::helpers::TestDatabase;
 use crate::helpers::smtp_server::{Action, Fault, SmtpServer, Trigger, Verb};
+use crate::helpers::{TestDatabase, sample_issue_engine};
 
-const KEYS: &str = "1:test-signing-key-test-signing-key-0123456789";
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
 
 /// A database with the given subscribers and the sample issue, an SMTP server, and an engine.
 struct Sending {
@@ -32,27 +30,9 @@ impl Sending {
 
     async fn with_rate(db: TestDatabase, people: Vec<(String, String)>, per_second: &str) -> Self {
         let smtp = SmtpServer::start().await;
-        let port = smtp.port().to_string();
-        let env = [
-            ("TIDINGS_DATABASE__URL", db.url.as_str()),
-            ("TIDINGS_TRANSPORT__KIND", "smtp"),
-            ("TIDINGS_SMTP__HOST", "127.0.0.1"),
-            ("TIDINGS_SMTP__PORT", port.as_str()),
-            ("TIDINGS_SMTP__TLS", "none"),
-            ("TIDINGS_SMTP__POOL_SIZE", "2"),
-            ("TIDINGS_DELIVERY__PER_SECOND", per_second),
-            ("TIDINGS_LINKS__SIGNING_KEYS", KEYS),
-            ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
-        ];
-        let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
         db.import(people.into_iter().map(|(email, name)| (email, name, None)), db.clock.now()).await;
-        let added = db.tidings_env(&["issue", "add", SAMPLE], &env);
-        assert_eq!(added.code, Some(0), "{}", added.stderr);
-        let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;
-        let links = settings.link_builder().expect("links");
-        let engine = tidings::startup::delivery_context(&settings, db.store.clone(), db.clock.clone(), links)
-            .expect("delivery context");
+        let (_, engine, issue_id) =
+            sample_issue_engine(&db, smtp.port(), &[("TIDINGS_DELIVERY__PER_SECOND", per_second)]).await;
         Sending { db, smtp, engine, issue_id, shutdown: CancellationToken::new() }
     }
 

@@ -195,3 +195,40 @@ pub fn tidings_with_env(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Comm
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// The link signing keys every engine test uses.
+pub const TEST_KEYS: &str = "1:test-signing-key-test-signing-key-0123456789";
+
+/// A delivery engine that sends the sample issue 122 (added through the binary, as an editor would) to the SMTP
+/// test server on `smtp_port`, with no rate limit and two connections; `extra` settings are laid over those.
+/// Returns the settings, the engine and the issue's id; the caller imports the subscribers and starts the issue.
+pub async fn sample_issue_engine(
+    db: &TestDatabase,
+    smtp_port: u16,
+    extra: &[(&str, &str)],
+) -> (tidings::configuration::Settings, tidings::worker::DeliveryContext, i64) {
+    const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
+    let port = smtp_port.to_string();
+    let mut env = vec![
+        ("TIDINGS_DATABASE__URL", db.url.as_str()),
+        ("TIDINGS_TRANSPORT__KIND", "smtp"),
+        ("TIDINGS_SMTP__HOST", "127.0.0.1"),
+        ("TIDINGS_SMTP__PORT", port.as_str()),
+        ("TIDINGS_SMTP__TLS", "none"),
+        ("TIDINGS_SMTP__POOL_SIZE", "2"),
+        ("TIDINGS_DELIVERY__PER_SECOND", "0"),
+        ("TIDINGS_LINKS__SIGNING_KEYS", TEST_KEYS),
+        ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
+    ];
+    env.extend_from_slice(extra);
+    let vars: std::collections::HashMap<String, String> =
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
+    let added = db.tidings_env(&["issue", "add", SAMPLE], &env);
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;
+    let links = settings.link_builder().expect("links");
+    let engine = tidings::startup::delivery_context(&settings, db.store.clone(), db.clock.clone(), links)
+        .expect("delivery context");
+    (settings, engine, issue_id)
+}
