@@ -13,7 +13,6 @@ use crate::both_backends;
 use crate::helpers::smtp_server::{Action, Fault, SmtpServer, Trigger, Verb};
 use crate::helpers::{TestDatabase, sample_issue_engine};
 
-
 /// A database with the given subscribers and the sample issue, an SMTP server, and an engine.
 struct Sending {
     db: TestDatabase,
