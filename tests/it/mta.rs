@@ -53,9 +53,13 @@ fn bounce_list(db: &TestDatabase) -> Vec<serde_json::Value> {
     serde_json::from_str(&listed.stdout).expect("JSON")
 }
 
+/// Where the daemon's standard error goes, for failure messages.
+const DAEMON_LOG: &str = "daemon.log";
+
 fn spawn_daemon(db: &TestDatabase, env: &[(String, String)]) -> Child {
+    let log = std::fs::File::create(db.dir.path().join(DAEMON_LOG)).expect("create the daemon's log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    command.arg("serve").current_dir(db.dir.path()).stdout(Stdio::null()).stderr(Stdio::null());
+    command.arg("serve").current_dir(db.dir.path()).stdout(Stdio::null()).stderr(log);
     for (key, _) in std::env::vars() {
         if key.starts_with("TIDINGS_") {
             command.env_remove(key);
@@ -63,6 +67,17 @@ fn spawn_daemon(db: &TestDatabase, env: &[(String, String)]) -> Child {
     }
     command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command.spawn().expect("start tidings serve")
+}
+
+/// What the daemon wrote to standard error, and whether it is still running, for failure messages.
+fn daemon_state(db: &TestDatabase, daemon: &mut Child) -> String {
+    let exited = match daemon.try_wait() {
+        Ok(Some(status)) => format!("the daemon exited ({status})"),
+        Ok(None) => "the daemon is running".to_owned(),
+        Err(e) => format!("the daemon's state is unknown: {e}"),
+    };
+    let log = std::fs::read_to_string(db.dir.path().join(DAEMON_LOG)).unwrap_or_default();
+    format!("{exited}; its log:\n{log}")
 }
 
 /// Issue 123: the sample with another number.
@@ -120,13 +135,13 @@ async fn postfix_dsns_for_unknown_users_reach_the_listener_suppress_them_and_the
     let mut reports = 0;
     for _ in 0..(WAIT.as_millis() / 100) {
         reports = query_i64(&db.store, "SELECT COUNT(*) FROM bounce_reports").await;
-        if reports >= 3 {
+        if reports >= 3 || daemon.try_wait().is_ok_and(|s| s.is_some()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(reports, 3, "DSNs stored; Postfix's log:\n{}", postfix.log());
-    assert_eq!(issue_status(&db, 122).await, "sent");
+    assert_eq!(reports, 3, "DSNs stored; {}; Postfix's log:\n{}", daemon_state(&db, &mut daemon), postfix.log());
+    assert_eq!(issue_status(&db, 122).await, "sent", "{}", daemon_state(&db, &mut daemon));
     for address in dead {
         assert_eq!(status_of(&db, address).await, "bounced", "{address}");
         assert_eq!(suppressed(&db, address).await.as_deref(), Some("bounced"), "{address}");
@@ -157,23 +172,32 @@ async fn postfix_dsns_for_unknown_users_reach_the_listener_suppress_them_and_the
 
     // The next issue goes to everyone still active, and never reaches the suppressed.
     let second = second_issue(&db);
-    assert_eq!(db.tidings_env(&["issue", "add", &second], &borrowed).code, Some(0));
-    assert_eq!(db.tidings_env(&["issue", "send", "123"], &borrowed).code, Some(0));
+    let added = db.tidings_env(&["issue", "add", &second], &borrowed);
+    assert_eq!(added.code, Some(0), "{}", added.stderr);
+    let sent = db.tidings_env(&["issue", "send", "123"], &borrowed);
+    assert_eq!(sent.code, Some(0), "{}", sent.stderr);
     // Every alive reader gets both issues through Postfix.
-    smtp.wait_for_messages(2 * alive.len(), WAIT).await.unwrap_or_else(|e| panic!("{e}; {}", postfix.log()));
+    smtp.wait_for_messages(2 * alive.len(), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; {}; Postfix's log:\n{}", daemon_state(&db, &mut daemon), postfix.log()));
     for _ in 0..(WAIT.as_millis() / 100) {
         if issue_status(&db, 123).await == "sent" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(issue_status(&db, 123).await, "sent");
+    assert_eq!(issue_status(&db, 123).await, "sent", "{}", daemon_state(&db, &mut daemon));
     let deliveries_123 = query_i64(
         &db.store,
         "SELECT COUNT(*) FROM deliveries d JOIN issues i ON i.id = d.issue_id WHERE i.number = 123 AND d.status = 'sent'",
     )
     .await;
-    assert_eq!(deliveries_123, 4, "issue 123 went to the three alive readers and the soft-bounced one");
+    assert_eq!(
+        deliveries_123,
+        4,
+        "issue 123 went to the three alive readers and the soft-bounced one; {}",
+        daemon_state(&db, &mut daemon)
+    );
     Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill");
     daemon.wait().expect("reap the daemon");
     postfix.flush();
@@ -181,11 +205,11 @@ async fn postfix_dsns_for_unknown_users_reach_the_listener_suppress_them_and_the
     let commands = smtp.commands();
     for address in dead {
         let tried = commands.iter().filter(|c| c.contains(&format!("<{address}>"))).count();
-        assert_eq!(tried, 1, "{address} was offered to the receiving server only for issue 122");
+        assert_eq!(tried, 1, "{address} was offered to the receiving server only for issue 122: {commands:#?}");
     }
     for address in alive {
         let got = smtp.messages().iter().filter(|m| m.rcpt_to.iter().any(|to| to == address)).count();
-        assert_eq!(got, 2, "{address} received both issues");
+        assert_eq!(got, 2, "{address} received both issues; Postfix's log:\n{}", postfix.log());
     }
 }
 
