@@ -126,10 +126,21 @@ pub enum Command {
     /// What happened to each sent issue: delivered, failed, bounced, ambiguous, unsubscribed via the issue,
     /// unique opens (unverified) and the rating. With N, one issue in depth: delivery states, retries, bounce
     /// reasons, opens over the first 72 hours and the star histogram. Test sends and flagged votes never count.
-    #[command(after_help = "Example:\n  tidings stats\n  tidings stats 122 --json")]
+    /// With --deliverability, per list over the last days: the complaint and hard-bounce rates against the
+    /// providers' thresholds, and the split by the recipients' mailbox provider.
+    #[command(
+        after_help = "Example:\n  tidings stats\n  tidings stats 122 --json\n  tidings stats --deliverability --days 30"
+    )]
     Stats {
         /// One issue's number, for the figures in depth.
         number: Option<u32>,
+        /// Deliverability instead: complaint and hard-bounce rates with a verdict, and the split by mailbox
+        /// provider (Gmail, Microsoft, Yahoo/AOL, iCloud, others); every list unless --list.
+        #[arg(long, conflicts_with = "number")]
+        deliverability: bool,
+        /// With --deliverability: count the messages first tried in this many days up to now.
+        #[arg(long, default_value_t = 30, requires = "deliverability", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
         /// The list (default: `default_list`).
         #[arg(long)]
         list: Option<String>,

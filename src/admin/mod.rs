@@ -114,9 +114,13 @@ pub async fn run_with_clock(
             context.store.close().await;
             code
         }
-        Command::Stats { number, list, json } => {
+        Command::Stats { number, list, json, deliverability, days } => {
             let context = AdminContext::open(settings, clock).await?;
-            let code = stats::stats(&context, number, list.as_deref(), json, out).await;
+            let code = if deliverability {
+                stats::deliverability(&context, days, list.as_deref(), json, out).await
+            } else {
+                stats::stats(&context, number, list.as_deref(), json, out).await
+            };
             context.store.close().await;
             code
         }

@@ -1,5 +1,5 @@
-//! `tidings stats [N]` and `tidings report N --out FILE.html`: read the figures from the store, hand them to
-//! `stats` for text, JSON or HTML, and print or write the result.
+//! `tidings stats [N]`, `tidings stats --deliverability` and `tidings report N --out FILE.html`: read the
+//! figures from the store, hand them to `stats` for text, JSON or HTML, and print or write the result.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 
 use super::AdminContext;
 use super::issue::find;
-use crate::stats::{self, IssueReport};
+use crate::stats::{self, IssueReport, ListDeliverability, Window};
 use crate::store::{IssueRow, ListRow};
 
 pub async fn stats(
@@ -57,10 +57,41 @@ pub async fn report(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let (list, issue) = find(context, number, list).await?;
-    let report = load(context, &list, &issue).await?;
+    let mut report = load(context, &list, &issue).await?;
+    let window = Window::ending(crate::clock::to_millis(context.clock.now()), DEFAULT_DAYS);
+    let rows = context.store.deliverability(window.since, Some(list.id)).await?;
+    report.deliverability = Some((window, ListDeliverability::from_rows(&list.slug, &list.name, list.id, &rows)));
     let html = stats::render_report(&report, context.clock.now()).context("cannot render the report")?;
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(out, "{}", path.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The days the report's deliverability section counts (the default of `stats --deliverability`).
+const DEFAULT_DAYS: u32 = 30;
+
+/// `tidings stats --deliverability [--days N] [--list L]`: every list's figures, or one list's.
+pub async fn deliverability(
+    context: &AdminContext,
+    days: u32,
+    list: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let lists = match list {
+        Some(slug) => vec![context.list(Some(slug)).await?],
+        None => context.store.lists().await?,
+    };
+    let window = Window::ending(crate::clock::to_millis(context.clock.now()), days);
+    let only = if lists.len() == 1 { Some(lists[0].id) } else { None };
+    let rows = context.store.deliverability(window.since, only).await?;
+    let figures: Vec<ListDeliverability> =
+        lists.iter().map(|l| ListDeliverability::from_rows(&l.slug, &l.name, l.id, &rows)).collect();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&stats::deliverability_json(&window, &figures))?)?;
+    } else {
+        write!(out, "{}", stats::deliverability_text(&window, &figures))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -81,6 +112,7 @@ async fn load(context: &AdminContext, list: &ListRow, issue: &IssueRow) -> anyho
         started_at: issue.started_at,
         finished_at: issue.finished_at,
         detail,
+        deliverability: None,
     })
 }
 

@@ -20,9 +20,11 @@
 //! - Test sends are never counted.
 
 mod chart;
+mod deliverability;
 mod report;
 mod terminal;
 
+pub use deliverability::{ListDeliverability, Window, deliverability_html, deliverability_json, deliverability_text};
 pub use report::render_report;
 pub use terminal::{detail_text, overview_text};
 
@@ -47,6 +49,8 @@ pub struct IssueReport {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub detail: IssueDetail,
+    /// The list's deliverability section of the report (`deliverability.rs`), when it was loaded.
+    pub deliverability: Option<(Window, ListDeliverability)>,
 }
 
 impl IssueReport {

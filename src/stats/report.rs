@@ -128,6 +128,10 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         bounce_reasons => reasons(&d.bounce_reasons, c.bounced),
         failure_reasons => reasons(&d.failure_reasons, c.failed),
         generated => local(crate::clock::to_millis(generated_at), &report.zone),
+        deliverability => Value::from_safe_string(match &report.deliverability {
+            Some((window, list)) => super::deliverability_html(window, list)?,
+            None => String::new(),
+        }),
     })?;
     Ok(page)
 }
@@ -217,6 +221,7 @@ mod tests {
                 clicks: Vec::new(),
                 reports: Default::default(),
             },
+            deliverability: None,
         }
     }
 

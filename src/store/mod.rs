@@ -7,6 +7,7 @@
 
 mod bounces;
 mod cadence;
+mod deliverability;
 mod deliveries;
 mod imap;
 mod import;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use bounces::{AppliedReport, Effect, NewReport, ReportRow, ReportTarget, ScoreRule};
 pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
+pub use deliverability::DomainCounts;
 pub use deliveries::{
     AmbiguousDelivery, ClaimedDelivery, DeliveryCounts, DeliveryResult, EligibilityQuestion, Settlement,
 };

@@ -1,0 +1,414 @@
+//! Deliverability: `tidings stats --deliverability [--days N]` and the section of the HTML report with the same
+//! figures. Per list, over the messages first tried in the last N days: the complaint rate (complaints out of the
+//! delivered) and the hard-bounce rate (hard bounces out of the messages tried), each against the lines the
+//! big mailbox providers draw, with a verdict; and the split by mailbox provider of the recipients' domains.
+//!
+//! Two tables hold the policy: [`PROVIDERS`] (which domains are whose) and [`COMPLAINT_LINES`] /
+//! [`BOUNCE_LINES`] (the thresholds, compared in integers so that a rate exactly on a line is never misread).
+//! Like the rest of `stats`, this performs no I/O and reads no clock: the window is passed in.
+
+use std::fmt::Write;
+
+use minijinja::{Environment, context};
+use serde_json::{Value, json};
+
+use super::{iso, percent, round, thousands};
+use crate::store::DomainCounts;
+
+const TEMPLATE: &str = include_str!("deliverability.html");
+
+/// A mailbox provider and the recipient domains it serves.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Provider {
+    /// The key in JSON and in the report's `data-provider`.
+    pub key: &'static str,
+    /// The name in the terminal table and the report (one word, so the table splits on spaces).
+    pub name: &'static str,
+    pub domains: &'static [&'static str],
+}
+
+/// The largest mailbox providers, by the domains their users' addresses have; every other domain is `others`
+/// (the last row, with no domains of its own).
+pub const PROVIDERS: [Provider; 5] = [
+    Provider { key: "gmail", name: "Gmail", domains: &["gmail.com", "googlemail.com"] },
+    Provider {
+        key: "microsoft",
+        name: "Microsoft",
+        domains: &[
+            "outlook.com",
+            "hotmail.com",
+            "live.com",
+            "msn.com",
+            "passport.com",
+            "windowslive.com",
+            "hotmail.co.uk",
+            "hotmail.fr",
+            "hotmail.de",
+            "hotmail.it",
+            "hotmail.es",
+            "outlook.fr",
+            "outlook.de",
+            "live.co.uk",
+            "live.fr",
+            "live.nl",
+        ],
+    },
+    Provider {
+        key: "yahoo",
+        name: "Yahoo/AOL",
+        domains: &[
+            "yahoo.com",
+            "ymail.com",
+            "rocketmail.com",
+            "yahoo.co.uk",
+            "yahoo.fr",
+            "yahoo.de",
+            "yahoo.it",
+            "yahoo.es",
+            "yahoo.ca",
+            "yahoo.com.au",
+            "yahoo.com.br",
+            "aol.com",
+            "aim.com",
+        ],
+    },
+    Provider { key: "icloud", name: "iCloud", domains: &["icloud.com", "me.com", "mac.com"] },
+    Provider { key: "others", name: "others", domains: &[] },
+];
+
+/// The provider of a recipient domain. A normalised address kept apart by the case migration ends in ` #id`
+/// after its domain; that suffix is not part of the domain.
+pub fn provider_of(domain: &str) -> &'static Provider {
+    let domain = domain.split(' ').next().unwrap_or_default();
+    PROVIDERS.iter().find(|p| p.domains.contains(&domain)).unwrap_or(&PROVIDERS[PROVIDERS.len() - 1])
+}
+
+/// Two lines a rate is held against, each as `parts` per `whole`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lines {
+    /// At or above this the rate needs attention.
+    pub warning: (i64, i64),
+    /// At or above this providers act against the sender.
+    pub critical: (i64, i64),
+}
+
+/// Gmail (and Yahoo) ask bulk senders to keep the spam rate below 0.1 % and never to reach 0.3 %.
+pub const COMPLAINT_LINES: Lines = Lines { warning: (1, 1000), critical: (3, 1000) };
+/// Hard bounces: 2 % is the usual ceiling of a list kept clean (and what Amazon SES asks to stay under); at 5 %
+/// SES puts an account under review, and Tidings' own guardrail (`max_bounce_rate`) pauses a sending issue.
+pub const BOUNCE_LINES: Lines = Lines { warning: (2, 100), critical: (5, 100) };
+
+/// Where a rate stands against its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to divide by in the window.
+    NoData,
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl Verdict {
+    /// `part` out of `whole` against `lines`, compared exactly in integers.
+    pub fn of(part: i64, whole: i64, lines: Lines) -> Self {
+        let reaches =
+            |(parts, per): (i64, i64)| i128::from(part) * i128::from(per) >= i128::from(parts) * i128::from(whole);
+        if whole <= 0 {
+            Verdict::NoData
+        } else if reaches(lines.critical) {
+            Verdict::Critical
+        } else if reaches(lines.warning) {
+            Verdict::Warning
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NoData => "no_data",
+            Verdict::Ok => "ok",
+            Verdict::Warning => "warning",
+            Verdict::Critical => "critical",
+        }
+    }
+}
+
+/// What each verdict means for each rate, as the terminal and the report say it.
+const MEANINGS: [(&str, Verdict, &str); 8] = [
+    ("complaint", Verdict::NoData, "nothing delivered in the window"),
+    ("complaint", Verdict::Ok, "below 0.1 %, the line Gmail and Yahoo ask bulk senders to stay under"),
+    ("complaint", Verdict::Warning, "at or above 0.1 %: Gmail and Yahoo ask bulk senders to stay under it"),
+    ("complaint", Verdict::Critical, "at or above 0.3 %: Gmail and Yahoo filter or refuse bulk mail from here"),
+    ("bounce", Verdict::NoData, "nothing tried in the window"),
+    ("bounce", Verdict::Ok, "below 2 %, the ceiling of a list kept clean"),
+    ("bounce", Verdict::Warning, "at or above 2 %: remove stale addresses (Amazon SES asks to stay under 2 %)"),
+    ("bounce", Verdict::Critical, "at or above 5 %: Amazon SES reviews an account here; Tidings pauses a send"),
+];
+
+fn meaning(rate: &str, verdict: Verdict) -> &'static str {
+    MEANINGS.iter().find(|(r, v, _)| *r == rate && *v == verdict).map_or("", |(_, _, text)| text)
+}
+
+/// The days counted, ending now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub days: u32,
+    /// The start of the window, in milliseconds: messages first tried at or after it count.
+    pub since: i64,
+    pub until: i64,
+}
+
+impl Window {
+    pub fn ending(until: i64, days: u32) -> Self {
+        Window { days, since: until - i64::from(days) * 86_400_000, until }
+    }
+}
+
+/// One list's figures: the whole and one row per provider (every provider, in the table's order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListDeliverability {
+    pub slug: String,
+    pub name: String,
+    pub total: DomainCounts,
+    pub providers: Vec<(&'static Provider, DomainCounts)>,
+}
+
+impl ListDeliverability {
+    /// Adds up the store's rows of one list (rows of other lists are left out) by provider.
+    pub fn from_rows(slug: &str, name: &str, list_id: i64, rows: &[DomainCounts]) -> Self {
+        let mut providers: Vec<(&'static Provider, DomainCounts)> = PROVIDERS
+            .iter()
+            .map(|p| (p, DomainCounts { list_id, domain: p.key.to_owned(), ..Default::default() }))
+            .collect();
+        let mut total = DomainCounts { list_id, ..Default::default() };
+        for row in rows.iter().filter(|r| r.list_id == list_id) {
+            let provider = provider_of(&row.domain);
+            if let Some((_, counts)) = providers.iter_mut().find(|(p, _)| *p == provider) {
+                add(counts, row);
+            }
+            add(&mut total, row);
+        }
+        ListDeliverability { slug: slug.to_owned(), name: name.to_owned(), total, providers }
+    }
+}
+
+fn add(into: &mut DomainCounts, row: &DomainCounts) {
+    into.delivered += row.delivered;
+    into.bounced += row.bounced;
+    into.failed += row.failed;
+    into.ambiguous += row.ambiguous;
+    into.complained += row.complained;
+    into.opened += row.opened;
+}
+
+fn rate(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Complaints out of the delivered, with its verdict.
+pub fn complaint_rate(c: &DomainCounts) -> (Option<f64>, Verdict) {
+    (rate(c.complained, c.delivered), Verdict::of(c.complained, c.delivered, COMPLAINT_LINES))
+}
+
+/// Hard bounces out of the messages tried, with its verdict.
+pub fn bounce_rate(c: &DomainCounts) -> (Option<f64>, Verdict) {
+    (rate(c.bounced, c.attempted()), Verdict::of(c.bounced, c.attempted(), BOUNCE_LINES))
+}
+
+fn counts_json(c: &DomainCounts) -> serde_json::Map<String, Value> {
+    let (complaints, complaint_verdict) = complaint_rate(c);
+    let (bounces, bounce_verdict) = bounce_rate(c);
+    let value = json!({
+        "attempted": c.attempted(),
+        "delivered": c.delivered,
+        "bounced": c.bounced,
+        "failed": c.failed,
+        "ambiguous": c.ambiguous,
+        "complained": c.complained,
+        "opened_unverified": c.opened,
+        "complaint_rate": complaints.map(|r| round(r, 6)),
+        "complaint_verdict": complaint_verdict.as_str(),
+        "bounce_rate": bounces.map(|r| round(r, 6)),
+        "bounce_verdict": bounce_verdict.as_str(),
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// `stats --deliverability --json`.
+pub fn deliverability_json(window: &Window, lists: &[ListDeliverability]) -> Value {
+    let lines = |l: Lines| json!({ "warning": l.warning.0 as f64 / l.warning.1 as f64, "critical": l.critical.0 as f64 / l.critical.1 as f64 });
+    json!({
+        "days": window.days,
+        "since": iso(window.since),
+        "until": iso(window.until),
+        "thresholds": { "complaint_rate": lines(COMPLAINT_LINES), "bounce_rate": lines(BOUNCE_LINES) },
+        "lists": lists.iter().map(|list| {
+            let mut value = serde_json::Map::new();
+            value.insert("list".to_owned(), json!(list.slug));
+            value.extend(counts_json(&list.total));
+            let providers: Vec<Value> = list.providers.iter().map(|(p, c)| {
+                let mut row = serde_json::Map::new();
+                row.insert("provider".to_owned(), json!(p.key));
+                row.insert("domains".to_owned(), json!(p.domains));
+                row.extend(counts_json(c));
+                Value::Object(row)
+            }).collect();
+            value.insert("providers".to_owned(), Value::Array(providers));
+            Value::Object(value)
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// A rate with enough places to read it against its lines: `0.125 %`.
+fn shown(rate: Option<f64>, places: usize) -> String {
+    rate.map_or("-".to_owned(), |r| format!("{:.places$} %", r * 100.0))
+}
+
+/// `stats --deliverability`: per list, the two rates with their verdicts, then the table of providers.
+pub fn deliverability_text(window: &Window, lists: &[ListDeliverability]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "deliverability over the last {} days: messages first tried since {}",
+        window.days,
+        iso(window.since)
+    );
+    for list in lists {
+        let t = &list.total;
+        let (complaints, complaint_verdict) = complaint_rate(t);
+        let (bounces, bounce_verdict) = bounce_rate(t);
+        let _ = writeln!(out, "\n`{}`: {} messages tried", list.slug, thousands(t.attempted()));
+        let _ = writeln!(
+            out,
+            "  complaint rate {:>9}  {} of {} delivered  {}: {}",
+            shown(complaints, 3),
+            thousands(t.complained),
+            thousands(t.delivered),
+            complaint_verdict.as_str().to_uppercase(),
+            meaning("complaint", complaint_verdict)
+        );
+        let _ = writeln!(
+            out,
+            "  bounce rate    {:>9}  {} of {} tried  {}: {}",
+            shown(bounces, 2),
+            thousands(t.bounced),
+            thousands(t.attempted()),
+            bounce_verdict.as_str().to_uppercase(),
+            meaning("bounce", bounce_verdict)
+        );
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>9} {:>9} {:>7} {:>10} {:>7} {:>10} {:>8}",
+            "PROVIDER", "TRIED", "DELIVERED", "BOUNCED", "COMPLAINED", "OPENED*", "COMPLAINTS", "BOUNCES"
+        );
+        for (provider, c) in &list.providers {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:>9} {:>9} {:>7} {:>10} {:>7} {:>10} {:>8}",
+                provider.name,
+                thousands(c.attempted()),
+                thousands(c.delivered),
+                thousands(c.bounced),
+                thousands(c.complained),
+                thousands(c.opened),
+                shown(complaint_rate(c).0, 3).replace(' ', ""),
+                shown(bounce_rate(c).0, 2).replace(' ', ""),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n* opened: unverified (image prefetching inflates it). COMPLAINTS: complained out of delivered; BOUNCES: hard \
+         bounces out of tried. Test sends never count."
+    );
+    out
+}
+
+/// The report's section about the issue's list (HTML, already escaped).
+pub fn deliverability_html(window: &Window, list: &ListDeliverability) -> anyhow::Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template("deliverability.html", TEMPLATE)?;
+    let rate_row = |key: &str, (rate, verdict): (Option<f64>, Verdict), part: i64, whole: i64, places: usize| {
+        context! {
+            key, value => rate.map(|r| round(r, 6)), shown => shown(rate, places), part => thousands(part),
+            whole => thousands(whole), verdict => verdict.as_str(), meaning => meaning(key, verdict),
+        }
+    };
+    let t = &list.total;
+    let providers: Vec<minijinja::Value> = list
+        .providers
+        .iter()
+        .map(|(p, c)| {
+            context! {
+                key => p.key, name => p.name, domains => p.domains.join(", "), attempted => c.attempted(),
+                delivered => c.delivered, bounced => c.bounced, complained => c.complained, opened => c.opened,
+                complaint_rate => shown(complaint_rate(c).0, 3), bounce_rate => shown(bounce_rate(c).0, 2),
+                opened_share => percent(c.opened, c.delivered),
+            }
+        })
+        .collect();
+    Ok(env.get_template("deliverability.html")?.render(context! {
+        days => window.days,
+        since => iso(window.since),
+        attempted => t.attempted(),
+        complaint => rate_row("complaint", complaint_rate(t), t.complained, t.delivered, 3),
+        bounce => rate_row("bounce", bounce_rate(t), t.bounced, t.attempted(), 2),
+        providers,
+    })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_big_domain_belongs_to_its_provider_and_the_rest_to_others() {
+        for (domain, key) in [
+            ("gmail.com", "gmail"),
+            ("googlemail.com", "gmail"),
+            ("hotmail.com", "microsoft"),
+            ("outlook.com", "microsoft"),
+            ("live.com", "microsoft"),
+            ("msn.com", "microsoft"),
+            ("yahoo.com", "yahoo"),
+            ("ymail.com", "yahoo"),
+            ("aol.com", "yahoo"),
+            ("icloud.com", "icloud"),
+            ("me.com", "icloud"),
+            ("mac.com", "icloud"),
+            ("gmail.com #12", "gmail"),
+            ("example.org", "others"),
+            ("gmail.co", "others"),
+            ("", "others"),
+        ] {
+            assert_eq!(provider_of(domain).key, key, "{domain}");
+        }
+    }
+
+    #[test]
+    fn a_rate_exactly_on_a_line_is_on_it_and_one_below_is_not() {
+        assert_eq!(Verdict::of(0, 0, COMPLAINT_LINES), Verdict::NoData);
+        assert_eq!(Verdict::of(0, 1000, COMPLAINT_LINES), Verdict::Ok);
+        assert_eq!(Verdict::of(1, 1001, COMPLAINT_LINES), Verdict::Ok);
+        assert_eq!(Verdict::of(1, 1000, COMPLAINT_LINES), Verdict::Warning);
+        assert_eq!(Verdict::of(2, 667, COMPLAINT_LINES), Verdict::Warning);
+        assert_eq!(Verdict::of(3, 1000, COMPLAINT_LINES), Verdict::Critical);
+        assert_eq!(Verdict::of(1, 51, BOUNCE_LINES), Verdict::Ok);
+        assert_eq!(Verdict::of(1, 50, BOUNCE_LINES), Verdict::Warning);
+        assert_eq!(Verdict::of(1, 20, BOUNCE_LINES), Verdict::Critical);
+    }
+
+    #[test]
+    fn every_verdict_of_every_rate_says_what_it_means() {
+        for rate in ["complaint", "bounce"] {
+            for verdict in [Verdict::NoData, Verdict::Ok, Verdict::Warning, Verdict::Critical] {
+                assert!(!meaning(rate, verdict).is_empty(), "{rate} {verdict:?}");
+            }
+        }
+    }
+}
