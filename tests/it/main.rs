@@ -11,6 +11,7 @@ mod cadence;
 mod cli_output;
 mod config;
 mod daemon;
+mod deliverability;
 mod delivery;
 mod imap;
 mod import;
