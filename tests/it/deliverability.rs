@@ -39,7 +39,7 @@ const DOMAINS: [(&str, &[&str]); 4] = [
 fn reader(i: usize) -> String {
     let pick = |domains: &[&'static str], n: usize| domains[n % domains.len()];
     let domain = match i {
-        0..=24 if i % 12 == 0 => "googlemail.com",
+        0..=24 if i.is_multiple_of(12) => "googlemail.com",
         0..=24 => "gmail.com",
         25..=44 => pick(DOMAINS[1].1, i),
         45..=56 => pick(DOMAINS[2].1, i),
