@@ -137,13 +137,13 @@ impl Verdict {
 /// What each verdict means for each rate, as the terminal and the report say it.
 const MEANINGS: [(&str, Verdict, &str); 8] = [
     ("complaint", Verdict::NoData, "nothing delivered in the window"),
-    ("complaint", Verdict::Ok, "below 0.1 %, the line Gmail and Yahoo ask bulk senders to stay under"),
-    ("complaint", Verdict::Warning, "at or above 0.1 %: Gmail and Yahoo ask bulk senders to stay under it"),
-    ("complaint", Verdict::Critical, "at or above 0.3 %: Gmail and Yahoo filter or refuse bulk mail from here"),
+    ("complaint", Verdict::Ok, "under 0.1 %, the line Gmail and Yahoo ask bulk senders to stay below"),
+    ("complaint", Verdict::Warning, "0.1 % or more; Gmail and Yahoo ask to stay below 0.1 % and never reach 0.3 %"),
+    ("complaint", Verdict::Critical, "0.3 % or more; Gmail and Yahoo filter or refuse bulk mail at this rate"),
     ("bounce", Verdict::NoData, "nothing tried in the window"),
-    ("bounce", Verdict::Ok, "below 2 %, the ceiling of a list kept clean"),
-    ("bounce", Verdict::Warning, "at or above 2 %: remove stale addresses (Amazon SES asks to stay under 2 %)"),
-    ("bounce", Verdict::Critical, "at or above 5 %: Amazon SES reviews an account here; Tidings pauses a send"),
+    ("bounce", Verdict::Ok, "under 2 %, the ceiling of a list kept clean"),
+    ("bounce", Verdict::Warning, "2 % or more; remove stale addresses (Amazon SES asks to stay below 2 %)"),
+    ("bounce", Verdict::Critical, "5 % or more; Amazon SES reviews an account at this rate, Tidings pauses a send"),
 ];
 
 fn meaning(rate: &str, verdict: Verdict) -> &'static str {

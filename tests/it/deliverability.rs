@@ -309,8 +309,8 @@ both_backends! {
         assert_eq!((month["complained"].as_i64(), month["complaint_verdict"].as_str()), (Some(2), Some("critical")));
         assert_eq!(month["bounce_verdict"], "ok");
         let text = history.stats(3, false).await;
-        assert!(text.contains("CRITICAL: at or above 5 %"), "{text}");
-        assert!(text.contains("CRITICAL: at or above 0.3 %"), "{text}");
+        assert!(text.contains("CRITICAL: 5 % or more"), "{text}");
+        assert!(text.contains("CRITICAL: 0.3 % or more"), "{text}");
 
         // The report of the last issue has the list's section with the same figures (its window: 30 days).
         let path = history.db.dir.path().join("report.html");
