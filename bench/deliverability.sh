@@ -31,7 +31,8 @@ case "$backend" in
     psql -q "$PG_TEST_URL" -c "CREATE DATABASE $name" >/dev/null
     url="${PG_TEST_URL%/*}/$name"
     run_sql() { psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
-    trap 'rm -rf "$dir"; psql -q "$PG_TEST_URL" -c "DROP DATABASE $name" >/dev/null' EXIT ;;
+    [[ -n "${BENCH_KEEP:-}" ]] && echo "database: $name (kept)" ||
+      trap 'rm -rf "$dir"; psql -q "$PG_TEST_URL" -c "DROP DATABASE $name" >/dev/null' EXIT ;;
   *) echo "usage: bench/deliverability.sh [sqlite|postgres] [DELIVERIES] [ISSUES]" >&2; exit 2 ;;
 esac
 export TIDINGS_DATABASE__URL="$url" TIDINGS_LOG__LEVEL=warn
@@ -43,7 +44,7 @@ day=86400000
 start=$(date +%s)
 run_sql <<SQL
 BEGIN;
-CREATE TEMP TABLE n AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $subscribers) SELECT i FROM n;
+CREATE TEMP TABLE n AS WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < $subscribers) SELECT i FROM n;
 INSERT INTO subscribers (email, email_normalised, name, created_at, updated_at)
   SELECT 'reader' || i || '@' || CASE i % 10 WHEN 0 THEN 'gmail.com' WHEN 1 THEN 'gmail.com' WHEN 2 THEN 'gmail.com'
            WHEN 3 THEN 'outlook.com' WHEN 4 THEN 'hotmail.com' WHEN 5 THEN 'yahoo.com' WHEN 6 THEN 'icloud.com'
@@ -87,7 +88,7 @@ else
   for command in "stats --deliverability --json" "stats --deliverability --days 60 --json" "stats"; do
     "$tidings" $command >/dev/null
     for run in 1 2 3 4 5; do
-      /usr/bin/time -f "tidings $command: %e s, peak RSS %M KB" "$tidings" $command >/dev/null
+      /usr/bin/time -f "tidings $command: %e s wall, %U s user + %S s system CPU, peak RSS %M KB" "$tidings" $command >/dev/null
     done
   done
 fi
