@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use jiff::SignedDuration;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tidings::bounces::{Pipeline, Source};
 use tidings::cli::Command;
 use tidings::configuration::Settings;
@@ -151,7 +151,8 @@ impl History {
             (
                 "complained",
                 format!(
-                    "SELECT COUNT(*) FROM events e WHERE e.kind = 'complaint' AND e.delivery_id IN (SELECT d.id {tried})"
+                    "SELECT COUNT(*) FROM events e \
+                     WHERE e.kind = 'complaint' AND e.delivery_id IN (SELECT d.id {tried})"
                 ),
             ),
             (
@@ -282,14 +283,15 @@ both_backends! {
         // The last 3 days: issue 10 alone, 2 hard bounces of 74 tried (2.7 %), no complaint.
         let days3 = history.check(3).await;
         assert_eq!((days3["attempted"].as_i64(), days3["bounced"].as_i64()), (Some(74), Some(2)));
-        assert_eq!((days3["bounce_verdict"].as_str(), days3["complaint_verdict"].as_str()), (Some("warning"), Some("ok")));
+        let verdicts = |v: &Value| (v["bounce_verdict"].clone(), v["complaint_verdict"].clone());
+        assert_eq!(verdicts(&days3), (json!("warning"), json!("ok")));
 
         // The terminal says the same.
         let text = history.stats(30, false).await;
         for provider in month["providers"].as_array().expect("providers") {
             let key = provider["provider"].as_str().expect("key");
-            let name = [("gmail", "Gmail"), ("microsoft", "Microsoft"), ("yahoo", "Yahoo/AOL"), ("icloud", "iCloud"), ("others", "others")]
-                .iter().find(|(k, _)| *k == key).expect("name").1;
+            let names = [("gmail", "Gmail"), ("microsoft", "Microsoft"), ("yahoo", "Yahoo/AOL"), ("icloud", "iCloud")];
+            let name = names.iter().find(|(k, _)| *k == key).map_or("others", |(_, name)| name);
             let row = terminal_row(&text, name);
             let shown: Vec<String> = ["attempted", "delivered", "bounced", "complained", "opened_unverified"]
                 .iter().map(|field| provider[*field].to_string()).collect();
@@ -304,7 +306,7 @@ both_backends! {
         history.report(9, 1, false).await;
         let days3 = history.check(3).await;
         assert_eq!((days3["bounced"].as_i64(), days3["complained"].as_i64()), (Some(4), Some(1)));
-        assert_eq!((days3["bounce_verdict"].as_str(), days3["complaint_verdict"].as_str()), (Some("critical"), Some("critical")));
+        assert_eq!(verdicts(&days3), (json!("critical"), json!("critical")));
         let month = history.check(30).await;
         assert_eq!((month["complained"].as_i64(), month["complaint_verdict"].as_str()), (Some(2), Some("critical")));
         assert_eq!(month["bounce_verdict"], "ok");
@@ -321,7 +323,8 @@ both_backends! {
             let key = provider["provider"].as_str().expect("key");
             let start = html.find(&format!(r#"data-provider="{key}""#)).expect("a row per provider");
             let row = &html[start..start + html[start..].find("</tr>").expect("end of row")];
-            let values: Vec<&str> = row.split(r#"data-value=""#).skip(1).map(|v| &v[..v.find('"').expect("quote")]).collect();
+            let values: Vec<&str> =
+                row.split(r#"data-value=""#).skip(1).map(|v| &v[..v.find('"').expect("quote")]).collect();
             let expected: Vec<String> = ["attempted", "delivered", "bounced", "complained", "opened_unverified"]
                 .iter().map(|field| provider[*field].to_string()).collect();
             assert_eq!(values, expected, "{key}: {row}");

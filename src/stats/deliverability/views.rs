@@ -39,7 +39,8 @@ fn counts_json(c: &DomainCounts) -> serde_json::Map<String, Value> {
 
 /// `stats --deliverability --json`.
 pub fn deliverability_json(window: &Window, lists: &[ListDeliverability]) -> Value {
-    let lines = |l: Lines| json!({ "warning": l.warning.0 as f64 / l.warning.1 as f64, "critical": l.critical.0 as f64 / l.critical.1 as f64 });
+    let share = |(parts, per): (i64, i64)| parts as f64 / per as f64;
+    let lines = |l: Lines| json!({ "warning": share(l.warning), "critical": share(l.critical) });
     json!({
         "days": window.days,
         "since": iso(window.since),
@@ -87,7 +88,7 @@ pub fn deliverability_text(window: &Window, lists: &[ListDeliverability]) -> Str
             shown(complaints, 3),
             thousands(t.complained),
             thousands(t.delivered),
-            complaint_verdict.as_str().to_uppercase(),
+            complaint_verdict.as_str().replace('_', " ").to_uppercase(),
             meaning("complaint", complaint_verdict)
         );
         let _ = writeln!(
@@ -96,7 +97,7 @@ pub fn deliverability_text(window: &Window, lists: &[ListDeliverability]) -> Str
             shown(bounces, 2),
             thousands(t.bounced),
             thousands(t.attempted()),
-            bounce_verdict.as_str().to_uppercase(),
+            bounce_verdict.as_str().replace('_', " ").to_uppercase(),
             meaning("bounce", bounce_verdict)
         );
         let _ = writeln!(
@@ -121,8 +122,8 @@ pub fn deliverability_text(window: &Window, lists: &[ListDeliverability]) -> Str
     }
     let _ = writeln!(
         out,
-        "\n* opened: unverified (image prefetching inflates it). COMPLAINTS: complained out of delivered; BOUNCES: hard \
-         bounces out of tried. Test sends never count."
+        "\n* opened: unverified (image prefetching inflates it). COMPLAINTS: complained out of delivered; \
+         BOUNCES: hard bounces out of tried. Test sends never count."
     );
     out
 }
