@@ -83,7 +83,7 @@ pub async fn deliverability(
         None => context.store.lists().await?,
     };
     let window = Window::ending(crate::clock::to_millis(context.clock.now()), days);
-    let only = if lists.len() == 1 { Some(lists[0].id) } else { None };
+    let only = list.and(lists.first()).map(|l| l.id);
     let rows = context.store.deliverability(window.since, only).await?;
     let figures: Vec<ListDeliverability> =
         lists.iter().map(|l| ListDeliverability::from_rows(&l.slug, &l.name, l.id, &rows)).collect();

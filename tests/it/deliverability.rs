@@ -276,6 +276,10 @@ both_backends! {
         assert_eq!((month["complained"].as_i64(), month["bounced"].as_i64()), (Some(1), Some(3)));
         assert_eq!(month["complaint_verdict"], "warning");
         assert_eq!(month["bounce_verdict"], "ok");
+        let weekly = Some("weekly".to_owned());
+        let one = Command::Stats { number: None, list: weekly, json: true, deliverability: true, days: 30 };
+        let one: Value = serde_json::from_str(&history.run(one).await).expect("JSON");
+        assert_eq!(one, history.json(30).await, "--list weekly counts the same");
         // The older complaint (issue 2) and bounces (issues 1 and 3) are outside; 60 days hold all ten issues.
         let all = history.check(60).await;
         assert_eq!((all["complained"].as_i64(), all["bounced"].as_i64()), (Some(2), Some(6)));
