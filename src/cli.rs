@@ -141,7 +141,7 @@ pub enum Command {
         /// With --deliverability: count the messages first tried in this many days up to now.
         #[arg(long, default_value_t = 30, requires = "deliverability", value_parser = clap::value_parser!(u32).range(1..=3650))]
         days: u32,
-        /// The list (default: `default_list`).
+        /// The list (default: `default_list`; with --deliverability, every list).
         #[arg(long)]
         list: Option<String>,
         /// Print JSON, for scripts.
