@@ -163,17 +163,13 @@ pub(crate) fn slots_context() -> Value {
         confirm_url => slot(Slot::ConfirmUrl),
         tally => slot(Slot::Tally),
     };
-    let regions: Value = Condition::ALL
-        .into_iter()
-        .flat_map(|condition| {
-            let name = condition.template_name();
-            [
-                (name.clone(), Value::from_safe_string(marker(condition.code()))),
-                (format!("end_{name}"), Value::from_safe_string(marker(&format!("end{}", condition.code())))),
-            ]
-        })
-        .collect();
-    context! { ..values, ..regions }
+    let mut regions = std::collections::BTreeMap::new();
+    for condition in Condition::ALL {
+        let name = condition.template_name();
+        regions.insert(format!("end_{name}"), Value::from_safe_string(marker(&format!("end{}", condition.code()))));
+        regions.insert(name, Value::from_safe_string(marker(condition.code())));
+    }
+    context! { ..values, ..Value::from(regions) }
 }
 
 enum Marker {

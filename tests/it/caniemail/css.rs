@@ -174,10 +174,10 @@ impl<'u> Css<'u> {
                 Token::IDHash(_) | Token::Hash(_) => found.push("css-selector-id".to_owned()),
                 Token::Delim('*') => found.push("css-selector-universal".to_owned()),
                 Token::SquareBracketBlock => found.push("css-selector-attribute".to_owned()),
-                Token::Colon => match input.next_including_whitespace().map(Token::clone) {
+                Token::Colon => match input.next_including_whitespace().cloned() {
                     Ok(Token::Colon) => {
                         if let Ok(Token::Ident(name) | Token::Function(name)) =
-                            input.next_including_whitespace().map(Token::clone)
+                            input.next_including_whitespace().cloned()
                         {
                             found.push(format!("css-pseudo-element-{}", name.to_ascii_lowercase()));
                         }
