@@ -4,8 +4,10 @@
 
 use tidings::store::Store;
 
-use super::{WebApp, a_minute_later, address, decoded};
+use super::{PHONE, WebApp, a_minute_later, address, decoded};
 use crate::both_backends;
+use crate::helpers::TestDatabase;
+use crate::helpers::browser::{Browser, artifacts_dir};
 
 const IN_BROWSER: &str = "View in your browser";
 const SUBSCRIBED: &str = "because you subscribed to it";
@@ -89,5 +91,31 @@ both_backends! {
         assert!(page(&app, "/archive").await.contains("Rated 4.5/5 (2 votes)"), "the archive says the same");
         // Nobody's email shows a tally.
         assert!(!email_html(&app, &address(0)).contains("Rating so far"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_browser_the_public_issue_shows_the_rating_and_an_unsubscribed_reader_reads_that_they_left() {
+    let Some(browser) = Browser::launch().await else { return };
+    let app = WebApp::start(TestDatabase::sqlite().await, 1, &[]).await;
+    a_minute_later(&app);
+    let links = app.links_of(&address(0));
+    assert_eq!(app.post_form(&links.rate[0], &[("stars", "4")]).await.status(), 200);
+    assert_eq!(app.post_form(&links.unsubscribe, &[]).await.status(), 200);
+
+    let page = browser.page(375, 800).await;
+    page.set_user_agent(PHONE).await;
+    let shown = "({ text: document.body.innerText, scroll: document.documentElement.scrollWidth, \
+                 inner: window.innerWidth })";
+    for (url, name, says) in [
+        (app.local("/issues/122"), "public-issue", "Rating so far: 4/5 (1 vote)"),
+        (app.local(&links.view), "view-online-unsubscribed", "You unsubscribed from"),
+    ] {
+        page.goto(&url).await;
+        let seen = page.eval(shown).await;
+        let text = seen["text"].as_str().expect("text");
+        assert!(text.contains(says) && !text.contains(IN_BROWSER) && !text.contains(SUBSCRIBED), "{name}: {text}");
+        assert!(seen["scroll"].as_f64() <= seen["inner"].as_f64(), "{name} scrolls sideways: {seen}");
+        page.screenshot(&artifacts_dir().join(format!("web-{name}-375px.png"))).await;
     }
 }
