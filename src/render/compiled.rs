@@ -81,11 +81,12 @@ pub enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// The table of which reader sees which region (name and pixel depend on the recipient instead).
+    /// The table of which reader sees which region. Name and pixel regions depend on the recipient's values
+    /// instead ([`Personalised::holds`]); no reader sees them on its own account.
     fn sees(self, condition: Condition) -> bool {
         use SubscriptionStatus as S;
         match condition {
-            Condition::HasName | Condition::HasPixel => unreachable!("decided by the recipient's values"),
+            Condition::HasName | Condition::HasPixel => false,
             Condition::InEmail => self == Reader::Email,
             Condition::Subscribed => matches!(self, Reader::Email | Reader::Subscriber(S::Active)),
             Condition::Pending => self == Reader::Subscriber(S::Pending),

@@ -282,9 +282,20 @@ fn every_sample_email_uses_only_what_gmail_apple_mail_outlook_and_yahoo_support_
         );
         judge(name, &uses, &support, &allowlist, &mut verdicts);
     }
-    println!("caniemail data of {}; {} emails checked", support.updated, emails.len());
-    println!("partial support (passes; read the notes):\n  {}", verdicts.partial.join("\n  "));
-    println!("not in caniemail's data (not checked): {:?}", verdicts.unknown);
+    let report = format!(
+        "caniemail data of {}; {} emails checked\nallowlisted (feature, client): {}\npartial support (passes; read \
+         the notes):\n  {}\nnot in caniemail's data (not checked): {:?}\n",
+        support.updated,
+        emails.len(),
+        verdicts.allowed.len(),
+        verdicts.partial.join("\n  "),
+        verdicts.unknown
+    );
+    print!("{report}");
+    let artifacts =
+        std::env::var_os("TEST_ARTIFACTS_DIR").map_or_else(|| root().join("target/test-artifacts"), PathBuf::from);
+    std::fs::create_dir_all(&artifacts).expect("the artifacts folder");
+    std::fs::write(artifacts.join("caniemail-report.txt"), &report).expect("write the gate's report");
     let mut problems = verdicts.failures.clone();
     problems.extend(stale(&allowlist, &verdicts));
     assert!(
