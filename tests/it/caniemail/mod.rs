@@ -239,7 +239,7 @@ fn emails() -> Vec<(String, String)> {
     assert!(!issues.is_empty(), "no sample issue under emails/issues");
     let url = |what: &str| format!("https://tidings.example/{what}/tok1");
     let rates = [1, 2, 3, 4, 5].map(|stars| format!("https://tidings.example/r/tok1?stars={stars}"));
-    let (unsubscribe, view, pixel) = (url("u"), url("v"), url("o"));
+    let (unsubscribe, view, pixel) = (url("u"), url("v"), format!("{}.gif", url("o")));
     let mut emails = Vec::new();
     for path in issues {
         let name = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
