@@ -2,8 +2,10 @@
 //! open pixel), the public one of a sent issue (`/issues/N`), the archive of sent issues with their tallies
 //! (`/archive`, also `/`), and the page the public version's rating and unsubscribe links lead to (`/links`).
 //!
-//! The public version is the same email personalised for nobody: no name, and its star and unsubscribe links
-//! point to `/links`, which explains that those work from the links in one's own email.
+//! The public version is the same email personalised for nobody: no name, its star and unsubscribe links point
+//! to `/links`, which explains that those work from the links in one's own email, and the readers' rating so far
+//! under the stars. Neither web version offers "View in your browser", and the personal one's footer says where
+//! its reader stands with the list now (subscribed, unsubscribed, bounced...), not when the email was sent.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +16,7 @@ use minijinja::context;
 use super::AppState;
 use super::pages::{Message, html_response};
 use crate::domain::Purpose;
-use crate::render::{CompiledIssue, Recipient};
+use crate::render::{CompiledIssue, Reader, Recipient};
 
 /// Sent issues the archive lists.
 const ARCHIVE_SIZE: u32 = 500;
@@ -49,7 +51,7 @@ pub(crate) async fn personal(State(state): State<AppState>, Path(token): Path<St
         pixel_url: None,
         view_url: &links.view,
     };
-    html_response(StatusCode::OK, issue.personalise(&recipient).html())
+    html_response(StatusCode::OK, issue.personalise_for(&recipient, Reader::Subscriber(subscriber.status)).html())
 }
 
 /// `GET /issues/N`: the public web version of a sent issue of the default list.
@@ -58,12 +60,14 @@ pub(crate) async fn public(State(state): State<AppState>, Path(number): Path<Str
     let list_id = state.web.default_list.id;
     let found = async {
         match state.store.issue_by_number(list_id, i64::from(number)).await? {
-            Some(issue) if issue.status == "sent" => anyhow::Ok(Some(compiled(&state, issue.id).await?)),
+            Some(issue) if issue.status == "sent" => {
+                anyhow::Ok(Some((compiled(&state, issue.id).await?, state.store.tally(issue.id).await?)))
+            }
             _ => Ok(None),
         }
     };
-    let issue = match found.await {
-        Ok(Some(issue)) => issue,
+    let (issue, tally) = match found.await {
+        Ok(Some(found)) => found,
         Ok(None) => return state.not_found(),
         Err(e) => return super::internal_error(&state, "public issue: cannot load it", &e),
     };
@@ -76,7 +80,9 @@ pub(crate) async fn public(State(state): State<AppState>, Path(number): Path<Str
         pixel_url: None,
         view_url: &view,
     };
-    let mut response = html_response(StatusCode::OK, issue.personalise(&recipient).html());
+    let tally = tally.to_string();
+    let reader = Reader::Public { tally: &tally };
+    let mut response = html_response(StatusCode::OK, issue.personalise_for(&recipient, reader).html());
     response.headers_mut().insert(CACHE_CONTROL, "public, max-age=300".parse().expect("a valid header value"));
     response
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fragment::escape_html;
 use super::slots::{Condition, RATE_SLOTS, SLOT_COUNT, Segment, Slot};
-use crate::domain::IssueNumber;
+use crate::domain::{IssueNumber, SubscriptionStatus};
 
 /// An issue rendered once, ready to be personalised for each recipient. Serializes to JSON for storage;
 /// compiling the same source with the same templates gives the same value, byte for byte.
@@ -48,7 +48,15 @@ impl CompiledIssue {
 
     /// The email for one recipient. `recipient`'s strings must outlive the result, which borrows them.
     pub fn personalise<'a>(&'a self, recipient: &Recipient<'a>) -> Personalised<'a> {
+        self.personalise_for(recipient, Reader::Email)
+    }
+
+    /// The issue for one recipient, read where `reader` says (the email, or one of its web versions).
+    pub fn personalise_for<'a>(&'a self, recipient: &Recipient<'a>, reader: Reader<'a>) -> Personalised<'a> {
         let mut raw = [""; SLOT_COUNT];
+        if let Reader::Public { tally } = reader {
+            raw[Slot::Tally.index()] = tally;
+        }
         raw[Slot::Name.index()] = recipient.name.trim();
         raw[Slot::UnsubscribeUrl.index()] = recipient.unsubscribe_url;
         raw[Slot::ViewUrl.index()] = recipient.view_url;
@@ -56,7 +64,37 @@ impl CompiledIssue {
             raw[slot.index()] = url;
         }
         raw[Slot::PixelUrl.index()] = recipient.pixel_url.unwrap_or_default();
-        Personalised::new(&self.html, &self.text, raw, recipient.pixel_url.is_some())
+        Personalised::new(&self.html, &self.text, raw, recipient.pixel_url.is_some()).read_by(reader)
+    }
+}
+
+/// Who reads a copy of an issue, and where: it decides the regions that depend on it (the footer says why the
+/// reader gets the list, or that they no longer do; "View in your browser" only in the email).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader<'a> {
+    /// The email itself, sent to an active subscriber.
+    Email,
+    /// The subscriber's own web version (`/v/`), in their current standing with the list.
+    Subscriber(SubscriptionStatus),
+    /// The public web version (`/issues/N`), with the issue's rating tally ("4.6/5 (23 votes)").
+    Public { tally: &'a str },
+}
+
+impl Reader<'_> {
+    /// The table of which reader sees which region. Name and pixel regions depend on the recipient's values
+    /// instead ([`Personalised::holds`]); no reader sees them on its own account.
+    fn sees(self, condition: Condition) -> bool {
+        use SubscriptionStatus as S;
+        match condition {
+            Condition::HasName | Condition::HasPixel => false,
+            Condition::InEmail => self == Reader::Email,
+            Condition::Subscribed => matches!(self, Reader::Email | Reader::Subscriber(S::Active)),
+            Condition::Pending => self == Reader::Subscriber(S::Pending),
+            Condition::Unsubscribed => self == Reader::Subscriber(S::Unsubscribed),
+            Condition::Bounced => self == Reader::Subscriber(S::Bounced),
+            Condition::Complained => self == Reader::Subscriber(S::Complained),
+            Condition::Public => matches!(self, Reader::Public { .. }),
+        }
     }
 }
 
@@ -114,6 +152,7 @@ pub struct Personalised<'a> {
     raw: [&'a str; SLOT_COUNT],
     escaped: [Cow<'a, str>; SLOT_COUNT],
     has_pixel: bool,
+    reader: Reader<'a>,
 }
 
 impl fmt::Debug for Recipient<'_> {
@@ -136,13 +175,18 @@ impl fmt::Debug for Personalised<'_> {
 
 impl<'a> Personalised<'a> {
     fn new(html: &'a [Segment], text: &'a [Segment], raw: [&'a str; SLOT_COUNT], has_pixel: bool) -> Self {
-        Self { html, text, raw, escaped: raw.map(escape_html), has_pixel }
+        Self { html, text, raw, escaped: raw.map(escape_html), has_pixel, reader: Reader::Email }
+    }
+
+    fn read_by(self, reader: Reader<'a>) -> Self {
+        Self { reader, ..self }
     }
 
     fn holds(&self, condition: Condition) -> bool {
         match condition {
             Condition::HasName => !self.raw[Slot::Name.index()].is_empty(),
             Condition::HasPixel => self.has_pixel,
+            other => self.reader.sees(other),
         }
     }
 
@@ -236,6 +280,36 @@ mod tests {
         let confirm = confirm();
         let email = confirm.personalise(&ConfirmRecipient { name: "  ", confirm_url: "u" });
         assert_eq!(email.text(), "<p>Hi: <a href=\"u\">go</a></p>");
+    }
+
+    #[test]
+    fn each_reader_sees_the_regions_made_for_them_and_only_the_public_sees_the_tally() {
+        let region = |condition, text: &str| Segment::When(condition, vec![Segment::Literal(text.into())]);
+        let issue = CompiledIssue {
+            number: IssueNumber::try_from(1u32).unwrap(),
+            subject: "s".into(),
+            preheader: "p".into(),
+            html: vec![
+                region(Condition::Subscribed, "[subscribed]"),
+                region(Condition::InEmail, "[email]"),
+                region(Condition::Pending, "[pending]"),
+                region(Condition::Unsubscribed, "[unsubscribed]"),
+                region(Condition::Bounced, "[bounced]"),
+                region(Condition::Complained, "[complained]"),
+                Segment::When(Condition::Public, vec![Segment::Literal("[public ".into()), Segment::Slot(Slot::Tally)]),
+            ],
+            text: vec![],
+            links: vec![],
+        };
+        let recipient = Recipient { name: "", unsubscribe_url: "", rate_urls: [""; 5], pixel_url: None, view_url: "" };
+        let html = |reader| issue.personalise_for(&recipient, reader).html();
+        assert_eq!(issue.personalise(&recipient).html(), "[subscribed][email]");
+        assert_eq!(html(Reader::Subscriber(SubscriptionStatus::Active)), "[subscribed]");
+        assert_eq!(html(Reader::Subscriber(SubscriptionStatus::Pending)), "[pending]");
+        assert_eq!(html(Reader::Subscriber(SubscriptionStatus::Unsubscribed)), "[unsubscribed]");
+        assert_eq!(html(Reader::Subscriber(SubscriptionStatus::Bounced)), "[bounced]");
+        assert_eq!(html(Reader::Subscriber(SubscriptionStatus::Complained)), "[complained]");
+        assert_eq!(html(Reader::Public { tally: "5/5 (1 vote)" }), "[public 5/5 (1 vote)");
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod wrap;
 use minijinja::context;
 use minijinja::value::Value;
 
-pub use compiled::{CompiledConfirm, CompiledIssue, ConfirmRecipient, Personalised, Recipient};
+pub use compiled::{CompiledConfirm, CompiledIssue, ConfirmRecipient, Personalised, Reader, Recipient};
 pub use error::RenderError;
 pub use markdown::{Block, Inline, Item, SourceLink};
 pub use source::{IssueSource, parse_issue};
@@ -72,7 +72,7 @@ impl Branding {
     }
 }
 
-const ISSUE_SLOTS: [Slot; 9] = [
+const ISSUE_SLOTS: [Slot; 10] = [
     Slot::Name,
     Slot::UnsubscribeUrl,
     Slot::ViewUrl,
@@ -82,6 +82,7 @@ const ISSUE_SLOTS: [Slot; 9] = [
     RATE_SLOTS[3],
     RATE_SLOTS[4],
     Slot::PixelUrl,
+    Slot::Tally,
 ];
 const ISSUE_HTML_REQUIRED: [Slot; 8] = [
     Slot::UnsubscribeUrl,

@@ -4,9 +4,11 @@
 //! A template never sees subscriber data. It is rendered once with a marker in place of each per-recipient
 //! value (`tidingsslot_unsubscribe_`); markers are lowercase letters and underscores, which minijinja, mrml and
 //! HTML leave untouched in text and in attributes alike. The result is then split at the markers, once, into
-//! [`Segment`]s. Two pairs of markers delimit optional regions, kept only when the recipient has a name or
-//! an open-tracking pixel, so templates own every word and tag ("Hello Ana," vs "Hello,"). This file owns the
-//! marker format and the checks that every marker was understood and every required slot is placed.
+//! [`Segment`]s. Pairs of markers delimit optional regions, kept only when the recipient has a name, an
+//! open-tracking pixel, or reads the copy in a given place and standing (the email itself, or its web version as
+//! a subscriber, one who left, or the public), so templates own every word and tag ("Hello Ana," vs "Hello,").
+//! This file owns the marker format and the checks that every marker was understood and every required slot is
+//! placed.
 
 use minijinja::Value;
 use minijinja::context;
@@ -31,9 +33,11 @@ pub(crate) enum Slot {
     Rate5Url,
     PixelUrl,
     ConfirmUrl,
+    /// The issue's rating tally ("4.6/5 (23 votes)"), shown on the public web version only.
+    Tally,
 }
 
-pub(crate) const SLOT_COUNT: usize = 10;
+pub(crate) const SLOT_COUNT: usize = 11;
 
 pub(crate) const RATE_SLOTS: [Slot; 5] =
     [Slot::Rate1Url, Slot::Rate2Url, Slot::Rate3Url, Slot::Rate4Url, Slot::Rate5Url];
@@ -50,6 +54,7 @@ impl Slot {
         Slot::Rate5Url,
         Slot::PixelUrl,
         Slot::ConfirmUrl,
+        Slot::Tally,
     ];
 
     pub fn index(self) -> usize {
@@ -68,6 +73,7 @@ impl Slot {
             Slot::Rate5Url => "ratefive",
             Slot::PixelUrl => "pixel",
             Slot::ConfirmUrl => "confirm",
+            Slot::Tally => "tally",
         }
     }
 }
@@ -80,14 +86,52 @@ pub(crate) enum Condition {
     HasName,
     /// Open tracking is on for this recipient.
     HasPixel,
+    /// The copy is the email itself, not its web version ("View in your browser" makes sense).
+    InEmail,
+    /// The reader receives the list: the email itself, or the web version of an active subscriber.
+    Subscribed,
+    /// The web version read by a subscriber whose subscription awaits confirmation.
+    Pending,
+    /// The web version read by a subscriber who has unsubscribed.
+    Unsubscribed,
+    /// The web version read by a subscriber whose address bounced.
+    Bounced,
+    /// The web version read by a subscriber who marked a message as spam.
+    Complained,
+    /// The public web version (`/issues/N`), personalised for nobody.
+    Public,
 }
 
 impl Condition {
+    const ALL: [Condition; 9] = [
+        Condition::HasName,
+        Condition::HasPixel,
+        Condition::InEmail,
+        Condition::Subscribed,
+        Condition::Pending,
+        Condition::Unsubscribed,
+        Condition::Bounced,
+        Condition::Complained,
+        Condition::Public,
+    ];
+
     fn code(self) -> &'static str {
         match self {
             Condition::HasName => "ifname",
             Condition::HasPixel => "ifpixel",
+            Condition::InEmail => "ifemail",
+            Condition::Subscribed => "ifsubscribed",
+            Condition::Pending => "ifpending",
+            Condition::Unsubscribed => "ifunsubscribed",
+            Condition::Bounced => "ifbounced",
+            Condition::Complained => "ifcomplained",
+            Condition::Public => "ifpublic",
         }
+    }
+
+    /// The name a template author uses: `if_name` for `ifname`.
+    fn template_name(self) -> String {
+        format!("if_{}", &self.code()[2..])
     }
 }
 
@@ -105,24 +149,27 @@ fn marker(code: &str) -> String {
     format!("{RESERVED}_{code}_")
 }
 
-/// The `slots` variable every template gets: a marker for each value, `if_name`/`end_if_name` and
-/// `if_pixel`/`end_if_pixel` around optional regions, and `rate_urls`, the five star links in order.
+/// The `slots` variable every template gets: a marker for each value, `if_X`/`end_if_X` around optional
+/// regions (`if_name`, `if_pixel`, `if_email`, `if_subscribed`, `if_pending`, `if_unsubscribed`, `if_bounced`,
+/// `if_complained`, `if_public`), and `rate_urls`, the five star links in order.
 pub(crate) fn slots_context() -> Value {
     let slot = |slot: Slot| Value::from_safe_string(marker(slot.code()));
-    let begin = |condition: Condition| Value::from_safe_string(marker(condition.code()));
-    let end = |condition: Condition| Value::from_safe_string(marker(&format!("end{}", condition.code())));
-    context! {
+    let values = context! {
         name => slot(Slot::Name),
         unsubscribe_url => slot(Slot::UnsubscribeUrl),
         view_url => slot(Slot::ViewUrl),
         rate_urls => RATE_SLOTS.map(slot).to_vec(),
         pixel_url => slot(Slot::PixelUrl),
         confirm_url => slot(Slot::ConfirmUrl),
-        if_name => begin(Condition::HasName),
-        end_if_name => end(Condition::HasName),
-        if_pixel => begin(Condition::HasPixel),
-        end_if_pixel => end(Condition::HasPixel),
+        tally => slot(Slot::Tally),
+    };
+    let mut regions = std::collections::BTreeMap::new();
+    for condition in Condition::ALL {
+        let name = condition.template_name();
+        regions.insert(format!("end_{name}"), Value::from_safe_string(marker(&format!("end{}", condition.code()))));
+        regions.insert(name, Value::from_safe_string(marker(condition.code())));
     }
+    context! { ..values, ..Value::from(regions) }
 }
 
 enum Marker {
@@ -137,11 +184,11 @@ fn parse_marker(after_prefix: &str) -> Option<(Marker, usize)> {
     let length = code.len() + 2;
     let marker = if let Some(slot) = Slot::ALL.into_iter().find(|slot| slot.code() == code) {
         Marker::Slot(slot)
-    } else if let Some(condition) = [Condition::HasName, Condition::HasPixel].into_iter().find(|c| c.code() == code) {
+    } else if let Some(condition) = Condition::ALL.into_iter().find(|c| c.code() == code) {
         Marker::Begin(condition)
     } else {
         let condition = code.strip_prefix("end")?;
-        Marker::End([Condition::HasName, Condition::HasPixel].into_iter().find(|c| c.code() == condition)?)
+        Marker::End(Condition::ALL.into_iter().find(|c| c.code() == condition)?)
     };
     Some((marker, length))
 }
@@ -186,13 +233,13 @@ pub(crate) fn split(rendered: &str, rules: &SlotRules<'_>) -> Result<Vec<Segment
                 top.push(Segment::When(condition, segments));
             }
             Marker::Begin(_) | Marker::End(_) => {
-                return Err(error("optional regions (`if_name`, `if_pixel`) must be closed and not nested".into()));
+                return Err(error("optional regions (`if_name`, `if_email`...) must be closed and not nested".into()));
             }
         }
         rest = &after[length..];
     }
-    if region.is_some() {
-        return Err(error("an optional region (`if_name` or `if_pixel`) is never closed".into()));
+    if let Some((condition, _)) = region {
+        return Err(error(format!("the optional region `{}` is never closed", condition.template_name())));
     }
     if !rest.is_empty() {
         top.push(Segment::Literal(rest.to_owned()));
@@ -211,6 +258,7 @@ fn slot_name(slot: Slot) -> String {
         Slot::ViewUrl => "view_url".into(),
         Slot::PixelUrl => "pixel_url".into(),
         Slot::ConfirmUrl => "confirm_url".into(),
+        Slot::Tally => "tally".into(),
         rate => format!("rate_urls[{}]", RATE_SLOTS.iter().position(|r| *r == rate).unwrap_or(0)),
     }
 }

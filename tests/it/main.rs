@@ -8,6 +8,7 @@ mod bounce_load;
 mod bounces;
 mod browser;
 mod cadence;
+mod caniemail;
 mod cli_output;
 mod config;
 mod daemon;

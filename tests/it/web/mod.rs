@@ -13,6 +13,7 @@ mod operations;
 mod process;
 mod proxy;
 mod subscribe;
+mod versions;
 mod votes;
 
 use std::collections::HashMap;
