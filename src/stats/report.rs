@@ -1,6 +1,9 @@
 //! `tidings report N --out FILE.html`: one self-contained page (inline CSS and SVG, no script, no external
-//! asset, a Content-Security-Policy that forbids loading anything) with the key figures on top, then deliveries
-//! over time, opens over the first 72 hours, the star distribution, and unsubscribes and bounces.
+//! asset, a Content-Security-Policy that forbids loading anything) with the key figures and their rates on top,
+//! this issue against the previous ones (medians and trend lines, `compare.html`), the list when it was sent,
+//! then deliveries over time, opens over the first 72 hours, the star distribution, clicks per link, and
+//! unsubscribes and bounces. `tidings report --list L --last 12` is the same page for a list: the comparison
+//! of its latest issue and one line per issue (`render_list_report`).
 //!
 //! The template (`report.html`) is rendered by minijinja with HTML auto-escaping, so the subject and every
 //! reason text are escaped; the charts come from `chart.rs`, which escapes its own text. Every number drawn
@@ -11,10 +14,108 @@ use minijinja::value::Value;
 use minijinja::{Environment, context};
 
 use super::chart::{self, Bar};
-use super::{IssueReport, MINUTE, delivery_rate, local, offset_label, percent, round, thousands};
+use super::compare::{Comparison, IssueFigures, Kind};
+use super::{IssueReport, MINUTE, SECOND, delivery_rate, local, offset_label, percent, round, thousands};
 use crate::store::{Buckets, ReasonCount};
 
 const TEMPLATE: &str = include_str!("report.html");
+const COMPARE: &str = include_str!("compare.html");
+
+fn environment() -> anyhow::Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template("report.html", TEMPLATE)?;
+    env.add_template("compare.html", COMPARE)?;
+    Ok(env)
+}
+
+/// `value` as a `data-value`: the number the JSON has, or empty for none.
+fn data(value: Option<f64>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
+
+/// The comparison as the template draws it: one row per figure with its trend line, and the numbers of every
+/// trend line as a table for screen readers.
+fn comparison_context(comparison: &Comparison) -> Value {
+    let rows: Vec<Value> = comparison
+        .figures
+        .iter()
+        .map(|f| {
+            let trend: Vec<Value> =
+                f.trend.iter().map(|v| context! { value => data(*v), shown => f.kind.shown(*v) }).collect();
+            context! {
+                key => f.key,
+                label => f.label,
+                value => data(f.value),
+                shown => f.kind.shown(f.value),
+                median => data(f.median),
+                median_shown => f.kind.shown(f.median),
+                spark => Value::from_safe_string(chart::sparkline(&f.trend, f.median)),
+                trend,
+            }
+        })
+        .collect();
+    context! {
+        rows,
+        median_count => comparison.median_of.len(),
+        trend_count => comparison.trend_of.len(),
+        trend_issues => comparison.trend_of.clone(),
+        median_range => range(&comparison.median_of),
+        trend_range => range(&comparison.trend_of),
+    }
+}
+
+/// `110 to 117`, `117`, or `none`.
+fn range(numbers: &[i64]) -> String {
+    match (numbers.first(), numbers.last()) {
+        (Some(first), Some(last)) if first != last => format!("{first} to {last}"),
+        (Some(first), _) => first.to_string(),
+        _ => "none".to_owned(),
+    }
+}
+
+/// The report of a list's last issues: the comparison of the latest one with those before it and one line per
+/// issue. `issues` are sorted by number; `generated_at` is printed in the footer.
+pub fn render_list_report(
+    list_name: &str,
+    zone: &jiff::tz::TimeZone,
+    issues: &[IssueFigures],
+    comparison: &Comparison,
+    generated_at: Timestamp,
+) -> anyhow::Result<String> {
+    let lines: Vec<Value> = issues
+        .iter()
+        .map(|issue| {
+            let cells: Vec<Value> = super::compare::FIGURES
+                .iter()
+                .map(|(key, _, read, kind)| {
+                    let value = read(issue).map(|v| kind.rounded(v));
+                    context! { key => *key, value => data(value), shown => kind.shown(value) }
+                })
+                .collect();
+            let s = &issue.summary;
+            context! {
+                number => s.number,
+                subject => &s.subject,
+                date => s.started_at.map_or("-".to_owned(), |at| local(at, zone)),
+                cells,
+            }
+        })
+        .collect();
+    let heads: Vec<&str> = super::compare::FIGURES.iter().map(|(_, label, _, _)| *label).collect();
+    let page = environment()?.get_template("report.html")?.render(context! {
+        issue_page => false,
+        list_name,
+        title => format!("{list_name}: the last {} issues", issues.len()),
+        subject => format!("The last {} issues", issues.len()),
+        when => range(&issues.iter().map(|i| i.summary.number).collect::<Vec<_>>()),
+        compare => comparison_context(comparison),
+        lines,
+        heads,
+        generated => local(crate::clock::to_millis(generated_at), zone),
+    })?;
+    Ok(page)
+}
 
 /// The report of one issue as an HTML document; `generated_at` is printed in its footer.
 /// The complaint rate beside the providers' thresholds, and what else came back later.
@@ -31,9 +132,7 @@ fn complaint_note(report: &IssueReport) -> String {
 }
 
 pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::Result<String> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("report.html", TEMPLATE)?;
+    let env = environment()?;
     let d = &report.detail;
     let c = &d.deliveries;
     let tally = d.stars.tally();
@@ -64,9 +163,9 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         figure(
             "rating_average",
             tally.average().map_or(String::new(), |a| round(a, 2).to_string()),
-            tally.average().map_or("-".to_owned(), |a| format!("{a:.1}/5")),
+            Kind::Rating.shown(tally.average()),
             "rating",
-            &format!("{} votes, {} flagged left out", thousands(tally.votes), thousands(d.flagged_stars.votes())),
+            &format!("{}, {} flagged left out", votes(tally.votes), thousands(d.flagged_stars.votes())),
         ),
         figure(
             "unsubscribed",
@@ -83,22 +182,59 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
             &complaint_note(report),
         ),
     ];
+    // The rates beside the counts, as the comparison has them (the same numbers as the JSON).
+    let mut figures = figures;
+    for (key, note) in [
+        ("open_rate_unverified", "unique opens of the delivered (unverified)"),
+        ("unsubscribe_rate", "unsubscribed of the delivered"),
+        ("vote_participation", "voters of the delivered"),
+        ("complaint_rate", "complaints of the delivered"),
+    ] {
+        let summary = report.summary();
+        let Some((_, label, read, kind)) = super::compare::FIGURES.iter().find(|(k, ..)| *k == key) else { continue };
+        let value = read(&IssueFigures { summary, audience: report.audience }).map(|v| kind.rounded(v));
+        figures.push(figure(key, data(value), kind.shown(value), label, note));
+    }
     let delivered = &d.delivered_over_time;
-    let delivered_chart = over_time("delivered-chart", "Messages delivered over time", delivered, "delivered");
+    // At least 12 places on the axis: a send that lasted seconds is drawn as the seconds it took.
+    let delivered_chart = over_time("delivered-chart", "Messages delivered over time", delivered, "delivered", 12);
     let opens_chart =
-        over_time("opens-chart", "Unique first opens per hour, first 72 hours", &d.opens_first_72h, "opened");
-    let unsubscribes_chart =
-        over_time("unsubscribes-chart", "Unsubscribes per day after the send", &d.unsubscribes_per_day, "unsubscribed");
+        over_time("opens-chart", "Unique first opens per hour, first 72 hours", &d.opens_first_72h, "opened", 1);
+    let unsubscribes_chart = over_time(
+        "unsubscribes-chart",
+        "Unsubscribes per day after the send",
+        &d.unsubscribes_per_day,
+        "unsubscribed",
+        1,
+    );
     let star_bars: Vec<Bar> = (1..=5).rev().map(|s| Bar { label: format!("{s} ★"), value: d.stars.0[s - 1] }).collect();
-    let stars_chart = chart::rows("stars-chart", "Votes per number of stars", &star_bars, tally.votes);
-    let when = match (report.started_at, report.finished_at) {
-        (Some(start), Some(end)) => {
-            format!("Sent from {} to {}", local(start, &report.zone), local(end, &report.zone))
+    let stars_chart = chart::rows("stars-chart", "Votes per number of stars", &star_bars, tally.votes)
+        + &chart::table("stars", "Votes per number of stars", ("Stars", "Votes"), &star_bars);
+    let when = super::sent_when(report);
+    let audience = report.audience.map(|a| {
+        let since = |n: Option<i64>| n.map_or("-".to_owned(), thousands);
+        context! {
+            active => a.active_at_send, active_shown => thousands(a.active_at_send),
+            new => data(a.new_since_previous.map(|n| n as f64)), new_shown => since(a.new_since_previous),
+            lost => data(a.lost_since_previous.map(|n| n as f64)), lost_shown => since(a.lost_since_previous),
         }
-        (Some(start), None) => format!("Sending since {} ({})", local(start, &report.zone), report.status),
-        _ => format!("Not sent yet ({})", report.status),
-    };
+    });
+    let clicks: Vec<Value> = d
+        .clicks
+        .iter()
+        .map(|l| {
+            context! { position => l.position, link => super::link_label(&l.url), people => l.people, clicks => l.clicks,
+            people_shown => thousands(l.people), clicks_shown => thousands(l.clicks) }
+        })
+        .collect();
     let page = env.get_template("report.html")?.render(context! {
+        issue_page => true,
+        title => format!("Issue {}: {}", report.number, report.subject),
+        compare => comparison_context(&report.comparison),
+        audience,
+        click_tracking => report.click_tracking || d.clicks.iter().any(|l| l.clicks > 0),
+        clicks,
+        voters => format!("{} of {} delivered ({})", voters(tally.votes), thousands(c.sent), percent(tally.votes, c.sent)),
         list_name => &report.list_name,
         number => report.number,
         subject => &report.subject,
@@ -132,12 +268,23 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
     Ok(page)
 }
 
+/// `1 vote`, `12 votes`.
+fn votes(n: i64) -> String {
+    if n == 1 { "1 vote".to_owned() } else { format!("{} votes", thousands(n)) }
+}
+
+/// `1 voter`, `12 voters`.
+fn voters(n: i64) -> String {
+    if n == 1 { "1 voter".to_owned() } else { format!("{} voters", thousands(n)) }
+}
+
 fn figure(key: &str, value: String, shown: String, label: &str, note: &str) -> Value {
     context! { key, value, shown, label, note }
 }
 
-/// A column chart of buckets, labelled by time since the start at a few round places.
-fn over_time(id: &str, title: &str, buckets: &Buckets, verb: &str) -> String {
+/// A column chart of buckets over at least `slots` places, labelled by time since the start at a few round
+/// places, followed by its numbers as a table for screen readers.
+fn over_time(id: &str, title: &str, buckets: &Buckets, verb: &str, slots: usize) -> String {
     let bars: Vec<Bar> = buckets
         .counts
         .iter()
@@ -149,17 +296,21 @@ fn over_time(id: &str, title: &str, buckets: &Buckets, verb: &str) -> String {
         })
         .collect();
     // About six labels, on whole buckets, from the start to the end of the axis.
-    let n = bars.len();
+    let n = bars.len().max(slots);
     let wanted = n.div_ceil(6).max(1);
     let step = [1, 2, 3, 4, 6, 12, 24].into_iter().find(|s| *s >= wanted).unwrap_or(wanted);
     let ticks: Vec<(usize, String)> =
         (0..=n).step_by(step).map(|index| (index, offset_label(index as i64 * buckets.width, buckets.width))).collect();
-    chart::columns(id, title, &bars, &ticks)
+    let table_id = id.strip_suffix("-chart").unwrap_or(id);
+    chart::columns(id, title, &bars, &ticks, slots) + &chart::table(table_id, title, ("When", "Count"), &bars)
 }
 
 fn caption(buckets: &Buckets, what: &str, report: &IssueReport) -> String {
     let minutes = buckets.width / MINUTE;
-    let width = if minutes % 1440 == 0 {
+    let width = if buckets.width < MINUTE {
+        let seconds = buckets.width / SECOND;
+        if seconds == 1 { "1-second".to_owned() } else { format!("{seconds}-second") }
+    } else if minutes % 1440 == 0 {
         format!("{}-day", minutes / 1440)
     } else if minutes % 60 == 0 {
         format!("{}-hour", minutes / 60)
@@ -217,7 +368,21 @@ mod tests {
                 clicks: Vec::new(),
                 reports: Default::default(),
             },
+            audience: None,
+            comparison: Comparison::default(),
+            click_tracking: false,
         }
+    }
+
+    #[test]
+    fn a_send_that_lasted_seconds_says_so_and_one_vote_is_singular() {
+        let mut short = report("Issue 7", "550 5.1.1 no such user");
+        short.finished_at = short.started_at.map(|at| at + 12_000);
+        short.detail.stars = StarCounts([0, 0, 0, 1, 0]);
+        let html = render_report(&short, Timestamp::UNIX_EPOCH).expect("render");
+        assert!(html.contains("Sent on 2026-12-07 08:00 UTC in 12 seconds"), "{html}");
+        assert!(html.contains("1 vote,") && !html.contains("1 votes"), "{html}");
+        assert!(html.contains(">4&#x2f;5<") && !html.contains("4.0&#x2f;5"), "{html}");
     }
 
     #[test]
@@ -238,6 +403,9 @@ mod tests {
         assert!(html.contains(r#"data-figure="delivered" data-value="9""#), "{html}");
         assert!(html.contains(r#"data-figure="delivery_rate" data-value="0.9""#), "{html}");
         assert!(html.contains(r#"data-figure="rating_average" data-value="4.5""#), "{html}");
+        assert!(html.contains("4.5&#x2f;5") && html.contains("2 votes, 0 flagged"), "{html}");
+        assert!(html.contains("Click tracking is off"), "{html}");
+        assert!(html.contains("Sent from 2026-12-07 08:00 UTC to 2026-12-07 09:00 UTC (in 1h 00m)"), "{html}");
         assert!(!html.contains("http:") && !html.contains("https:") && !html.contains("url("));
     }
 }
