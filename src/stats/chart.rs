@@ -113,11 +113,11 @@ pub fn rows(id: &str, title: &str, bars: &[Bar], whole: i64) -> String {
     svg
 }
 
-/// The numbers of a chart as a table that only screen readers see: a caption, a header row and one row per
-/// bar, each count in a `data-value`.
+/// The numbers of a chart as a table that only screen readers see (in a box of one pixel: a table cannot be
+/// made that small itself): a caption, a header row and one row per bar, each count in a `data-value`.
 pub fn table(id: &str, caption: &str, head: (&str, &str), bars: &[Bar]) -> String {
     let mut out = format!(
-        r#"<table class="visually-hidden" data-table="{id}"><caption>{caption}</caption><tr><th scope="col">{}</th><th scope="col">{}</th></tr>"#,
+        r#"<div class="visually-hidden"><table data-table="{id}"><caption>{caption}</caption><tr><th scope="col">{}</th><th scope="col">{}</th></tr>"#,
         escape(head.0),
         escape(head.1),
         id = escape(id),
@@ -131,7 +131,7 @@ pub fn table(id: &str, caption: &str, head: (&str, &str), bars: &[Bar]) -> Strin
             value = bar.value
         );
     }
-    out.push_str("</table>");
+    out.push_str("</table></div>");
     out
 }
 
@@ -263,7 +263,9 @@ mod tests {
     #[test]
     fn a_hidden_table_has_every_number_and_a_trend_line_has_gaps_for_missing_values() {
         let html = table("t", "Votes", ("Stars", "Votes"), &bars(&[3, 0]));
-        assert!(html.contains(r#"class="visually-hidden""#) && html.contains("<caption>Votes</caption>"));
+        assert!(
+            html.starts_with(r#"<div class="visually-hidden"><table"#) && html.contains("<caption>Votes</caption>")
+        );
         assert!(html.contains(r#"<th scope="row">bar 0</th><td data-value="3">3</td>"#), "{html}");
         let spark = sparkline(&[Some(1.0), None, Some(2.0), Some(3.0)], Some(2.0));
         assert_eq!(spark.matches('M').count(), 2, "{spark}");

@@ -26,7 +26,8 @@ impl Kind {
     /// The value as the JSON has it.
     pub fn rounded(self, value: f64) -> f64 {
         match self {
-            Kind::Count => value.round(),
+            // A median of an even number of counts can end in .5.
+            Kind::Count => round(value, 1),
             Kind::Rate(places) => round(value, places),
             Kind::Rating => round(value, 2),
         }
@@ -36,7 +37,8 @@ impl Kind {
     pub fn shown(self, value: Option<f64>) -> String {
         let Some(value) = value else { return "-".to_owned() };
         match self {
-            Kind::Count => thousands(value.round() as i64),
+            Kind::Count if value.fract() == 0.0 => thousands(value as i64),
+            Kind::Count => format!("{value:.1}"),
             Kind::Rate(places) if places > 4 => format!("{:.2} %", value * 100.0),
             Kind::Rate(_) => format!("{:.1} %", value * 100.0),
             Kind::Rating => format!("{}/5", one_place(value)),
@@ -152,6 +154,7 @@ mod tests {
         assert_eq!(Kind::Rate(4).shown(Some(0.6667)), "66.7 %");
         assert_eq!(Kind::Rate(5).shown(Some(0.0013)), "0.13 %");
         assert_eq!(Kind::Count.shown(Some(1204.0)), "1,204");
+        assert_eq!(Kind::Count.shown(Some(8.5)), "8.5");
         assert_eq!(Kind::Count.shown(None), "-");
     }
 

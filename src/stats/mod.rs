@@ -307,7 +307,7 @@ fn comparison_json(comparison: &Comparison) -> Value {
         .iter()
         .map(|f| {
             let number = |v: &Option<f64>| match (f.kind, v) {
-                (compare::Kind::Count, Some(v)) => json!(*v as i64),
+                (compare::Kind::Count, Some(v)) if v.fract() == 0.0 => json!(*v as i64),
                 (_, v) => json!(v),
             };
             let trend: Vec<Value> = f.trend.iter().map(number).collect();
