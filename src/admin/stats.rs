@@ -75,7 +75,8 @@ pub async fn list_report(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let list = context.list(list).await?;
-    let Some(latest) = context.store.issue_summaries(list.id).await?.last().map(|s| s.number) else {
+    let Some(latest) = context.store.recent_issue_summaries(list.id, i64::MAX, 1).await?.last().map(|s| s.number)
+    else {
         anyhow::bail!("no issue of `{}` has been sent yet: there is nothing to report", list.slug);
     };
     let issues = figures(context, &list, latest, i64::from(last)).await?;
@@ -90,12 +91,10 @@ pub async fn list_report(
 
 /// The last `count` started issues of a list numbered up to `number`, by number, with their audiences.
 async fn figures(context: &AdminContext, list: &ListRow, number: i64, count: i64) -> anyhow::Result<Vec<IssueFigures>> {
-    let mut summaries = context.store.issue_summaries(list.id).await?;
-    summaries.retain(|s| s.number <= number);
-    let first = summaries.len().saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
+    let summaries = context.store.recent_issue_summaries(list.id, number, count).await?;
     let audiences = context.store.audiences(list.id, number, count).await?;
     Ok(summaries
-        .drain(first..)
+        .into_iter()
         .map(|summary| IssueFigures { audience: audiences.get(&summary.issue_id).copied(), summary })
         .collect())
 }

@@ -117,84 +117,81 @@ pub fn render_list_report(
     Ok(page)
 }
 
-/// The report of one issue as an HTML document; `generated_at` is printed in its footer.
-/// The complaint rate beside the providers' thresholds, and what else came back later.
+/// The providers' threshold for complaints, and what else came back later (the rate is beside the count).
 fn complaint_note(report: &IssueReport) -> String {
     let r = &report.detail.reports;
-    let rate = super::complaint_rate(&report.summary())
-        .map_or("no rate yet".to_owned(), |rate| format!("{:.2} % of the delivered", rate * 100.0));
     format!(
-        "{rate} (keep under 0.1 %); later: {} hard and {} soft bounces, {} policy refusals",
+        "keep the rate under 0.1 %; later: {} hard and {} soft bounces, {} policy refusals",
         thousands(r.hard),
         thousands(r.soft),
         thousands(r.policy)
     )
 }
 
+/// The report of one issue as an HTML document; `generated_at` is printed in its footer.
 pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::Result<String> {
     let env = environment()?;
     let d = &report.detail;
     let c = &d.deliveries;
     let tally = d.stars.tally();
     let rate = delivery_rate(c);
+    let figures_of = IssueFigures { summary: report.summary(), audience: report.audience };
     let figures = vec![
-        figure("delivered", c.sent.to_string(), thousands(c.sent), "delivered", &format!("of {}", thousands(c.total))),
+        figure("delivered", c.sent.to_string(), thousands(c.sent), "delivered", &format!("of {}", thousands(c.total)))
+            .build(),
         figure(
             "delivery_rate",
             rate.map_or(String::new(), |r| round(r, 4).to_string()),
             rate.map_or("-".to_owned(), |r| format!("{:.1} %", r * 100.0)),
             "delivery rate",
             "of those meant to go out",
-        ),
+        )
+        .build(),
         figure(
             "bounced",
             c.bounced.to_string(),
             thousands(c.bounced),
             "bounced",
             &format!("{} failed", thousands(c.failed)),
-        ),
+        )
+        .build(),
         figure(
             "unique_opens",
             d.unique_opens.to_string(),
             thousands(d.unique_opens),
             "unique opens",
             "unverified: image prefetching inflates them",
-        ),
+        )
+        .with_rate(rate_of(&figures_of, "open_rate_unverified", "opened"))
+        .build(),
         figure(
             "rating_average",
             tally.average().map_or(String::new(), |a| round(a, 2).to_string()),
             Kind::Rating.shown(tally.average()),
             "rating",
             &format!("{}, {} flagged left out", votes(tally.votes), thousands(d.flagged_stars.votes())),
-        ),
+        )
+        .with_rate(rate_of(&figures_of, "vote_participation", "voted"))
+        .build(),
         figure(
             "unsubscribed",
             report.unsubscribed().to_string(),
             thousands(report.unsubscribed()),
             "unsubscribed",
             "through this issue's links",
-        ),
+        )
+        .with_rate(rate_of(&figures_of, "unsubscribe_rate", "unsubscribed"))
+        .build(),
         figure(
             "complaints",
             d.reports.complaints.to_string(),
             thousands(d.reports.complaints),
             "complaints",
             &complaint_note(report),
-        ),
+        )
+        .with_rate(rate_of(&figures_of, "complaint_rate", "complained"))
+        .build(),
     ];
-    // The rates beside the counts, as the comparison has them (the same numbers as the JSON).
-    let mut figures = figures;
-    for (key, note) in [
-        ("open_rate_unverified", "unique opens of the delivered (unverified)"),
-        ("unsubscribe_rate", "unsubscribed of the delivered"),
-        ("vote_participation", "voters of the delivered"),
-        ("complaint_rate", "complaints of the delivered"),
-    ] {
-        let summary = report.summary();
-        let Some((_, label, read, kind)) = super::compare::FIGURES.iter().find(|(k, ..)| *k == key) else { continue };
-        let value = read(&IssueFigures { summary, audience: report.audience }).map(|v| kind.rounded(v));
-        figures.push(figure(key, data(value), kind.shown(value), label, note));
-    }
     let delivered = &d.delivered_over_time;
     // At least 12 places on the axis: a send that lasted seconds is drawn as the seconds it took.
     let delivered_chart = over_time("delivered-chart", "Messages delivered over time", delivered, "delivered", 12);
@@ -278,8 +275,38 @@ fn voters(n: i64) -> String {
     if n == 1 { "1 voter".to_owned() } else { format!("{} voters", thousands(n)) }
 }
 
-fn figure(key: &str, value: String, shown: String, label: &str, note: &str) -> Value {
-    context! { key, value, shown, label, note }
+/// A key figure's card: its count, and the rate beside it when it has one.
+struct Card {
+    key: String,
+    value: String,
+    shown: String,
+    label: String,
+    note: String,
+    rate: Option<Value>,
+}
+
+impl Card {
+    fn with_rate(mut self, rate: Value) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    fn build(self) -> Value {
+        let Card { key, value, shown, label, note, rate } = self;
+        context! { key, value, shown, label, note, rate => rate.unwrap_or(Value::from(())) }
+    }
+}
+
+fn figure(key: &str, value: String, shown: String, label: &str, note: &str) -> Card {
+    Card { key: key.to_owned(), value, shown, label: label.to_owned(), note: note.to_owned(), rate: None }
+}
+
+/// The rate `key` of an issue as a card shows it beside its count, e.g. `50.0 % opened`, with the JSON's number.
+fn rate_of(issue: &IssueFigures, key: &str, words: &str) -> Value {
+    let found = super::compare::FIGURES.iter().find(|(k, ..)| *k == key);
+    let value = found.and_then(|(_, _, read, kind)| read(issue).map(|v| kind.rounded(v)));
+    let shown = found.map_or("-".to_owned(), |(_, _, _, kind)| kind.shown(value));
+    context! { key, value => data(value), shown, words }
 }
 
 /// A column chart of buckets over at least `slots` places, labelled by time since the start at a few round
