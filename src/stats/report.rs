@@ -108,7 +108,15 @@ pub fn render_list_report(
         list_name,
         title => format!("{list_name}: the last {} issues", issues.len()),
         subject => format!("The last {} issues", issues.len()),
-        when => range(&issues.iter().map(|i| i.summary.number).collect::<Vec<_>>()),
+        when => match (issues.first().and_then(|i| i.summary.started_at), issues.last().and_then(|i| i.summary.started_at)) {
+            (Some(first), Some(last)) => format!(
+                "Issues {}, sent from {} to {}",
+                range(&issues.iter().map(|i| i.summary.number).collect::<Vec<_>>()),
+                local(first, zone),
+                local(last, zone)
+            ),
+            _ => "No issue sent yet".to_owned(),
+        },
         compare => comparison_context(comparison),
         lines,
         heads,
@@ -410,6 +418,20 @@ mod tests {
         assert!(html.contains("Sent on 2026-12-07 08:00 UTC in 12 seconds"), "{html}");
         assert!(html.contains("1 vote,") && !html.contains("1 votes"), "{html}");
         assert!(html.contains(">4&#x2f;5<") && !html.contains("4.0&#x2f;5"), "{html}");
+    }
+
+    #[test]
+    fn a_send_that_lasted_seconds_is_counted_and_drawn_in_seconds() {
+        let mut short = report("Issue 7", "550 5.1.1 no such user");
+        short.detail.delivered_over_time = buckets(SECOND, vec![5, 4]);
+        let html = render_report(&short, Timestamp::UNIX_EPOCH).expect("render");
+        assert!(html.contains("9 delivered in all, counted in 1-second intervals"), "{html}");
+        // Two columns over twelve places of the axis (310 units wide), labelled in seconds.
+        assert!(
+            html.contains(r#"width="21.96" height="156.00" data-label="start to +1 s: delivered" data-value="5""#),
+            "{html}"
+        );
+        assert!(html.contains(">+12 s</text>"), "{html}");
     }
 
     #[test]
