@@ -36,7 +36,7 @@ fn data(value: Option<f64>) -> String {
 
 /// The comparison as the template draws it: one row per figure with its trend line, and the numbers of every
 /// trend line as a table for screen readers.
-fn comparison_context(comparison: &Comparison) -> Value {
+fn comparison_context(comparison: &Comparison, this: &str) -> Value {
     let rows: Vec<Value> = comparison
         .figures
         .iter()
@@ -57,6 +57,7 @@ fn comparison_context(comparison: &Comparison) -> Value {
         .collect();
     context! {
         rows,
+        this,
         median_count => comparison.median_of.len(),
         trend_count => comparison.trend_of.len(),
         trend_issues => comparison.trend_of.clone(),
@@ -97,7 +98,9 @@ pub fn render_list_report(
             context! {
                 number => s.number,
                 subject => &s.subject,
-                date => s.started_at.map_or("-".to_owned(), |at| local(at, zone)),
+                date => s.started_at.map_or("-".to_owned(), |at| {
+                    crate::clock::from_millis(at).to_zoned_datetime(zone.clone()).strftime("%Y-%m-%d").to_string()
+                }),
                 cells,
             }
         })
@@ -117,7 +120,7 @@ pub fn render_list_report(
             ),
             _ => "No issue sent yet".to_owned(),
         },
-        compare => comparison_context(comparison),
+        compare => comparison_context(comparison, "Latest issue"),
         lines,
         heads,
         generated => local(crate::clock::to_millis(generated_at), zone),
@@ -210,7 +213,7 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
         "Unsubscribes per day after the send",
         &d.unsubscribes_per_day,
         "unsubscribed",
-        1,
+        7,
     );
     let star_bars: Vec<Bar> = (1..=5).rev().map(|s| Bar { label: format!("{s} ★"), value: d.stars.0[s - 1] }).collect();
     let stars_chart = chart::rows("stars-chart", "Votes per number of stars", &star_bars, tally.votes)
@@ -235,7 +238,7 @@ pub fn render_report(report: &IssueReport, generated_at: Timestamp) -> anyhow::R
     let page = env.get_template("report.html")?.render(context! {
         issue_page => true,
         title => format!("Issue {}: {}", report.number, report.subject),
-        compare => comparison_context(&report.comparison),
+        compare => comparison_context(&report.comparison, "This issue"),
         audience,
         click_tracking => report.click_tracking || d.clicks.iter().any(|l| l.clicks > 0),
         clicks,
