@@ -172,7 +172,12 @@ pub fn detail_text(report: &IssueReport) -> String {
     reasons(&mut out, "bounce reasons", &d.bounce_reasons);
     reasons(&mut out, "failure reasons", &d.failure_reasons);
 
-    let _ = writeln!(out, "\nunsubscribed via this issue's links: {}", thousands(report.unsubscribed()));
+    let _ = writeln!(
+        out,
+        "\nunsubscribed via this issue's links: {} ({} of the delivered)",
+        thousands(report.unsubscribed()),
+        percent(report.unsubscribed(), c.sent)
+    );
     for (day, count) in d.unsubscribes_per_day.counts.iter().enumerate() {
         let _ = writeln!(out, "  day {:<3} {:>7}", day + 1, thousands(*count));
     }
@@ -180,9 +185,11 @@ pub fn detail_text(report: &IssueReport) -> String {
     let _ = writeln!(out, "\nopens (unverified: image prefetching inflates them)");
     let _ = writeln!(
         out,
-        "  unique opens {}, pixel loads {}; first opens in the first 72 hours, per 6 hours:",
+        "  unique opens {}, pixel loads {}; open rate {} of the delivered; first opens in the first 72 hours, \
+         per 6 hours:",
         thousands(d.unique_opens),
-        thousands(d.opens)
+        thousands(d.opens),
+        percent(d.unique_opens, c.sent)
     );
     histogram(&mut out, &six_hourly(&d.opens_first_72h), d.unique_opens);
 

@@ -265,6 +265,10 @@ async fn the_report_shows_the_medians_and_trend_lines_with_the_numbers_of_stats_
     write_earlier_issues(&history).await;
     let db = &history.app.db;
     let expected = stats_json(db, &["122"]);
+    // The terminal's page, kept beside the screenshots to look at.
+    let text = db.tidings(&["stats", "122"]);
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    std::fs::write(artifacts_dir().join("stats-122-history.txt"), &text.stdout).expect("keep the text");
     let path = db.dir.path().join("report-122-history.html");
     let run = db.tidings(&["report", "122", "--out", path.to_str().expect("path")]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
