@@ -1,6 +1,6 @@
 //! This issue against the previous ones: issue 122's real history (`stats.rs`: sent through the SMTP test server,
 //! opened, rated and unsubscribed through HTTP) after twelve earlier weekly issues of the same list, whose rows
-//! (issue, deliveries, opens, votes, unsubscribes and when each reader subscribed) this file writes with known
+//! (issue, deliveries, opens, votes, unsubscribes, when each reader subscribed and one who left) this file writes with known
 //! figures. `stats 122 --json` must have each figure's median over issues 114 to 121 and its trend over 111 to
 //! 122 as computed here from those figures, the list's subscribers at the send, and the report must show the
 //! same numbers in the tables screen readers read, on both backends and in Chromium.
@@ -80,6 +80,14 @@ async fn write_earlier_issues(history: &History) {
         "UPDATE subscriptions SET consent_at = {} WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = '{}')",
         started - 3 * 24 * HOUR,
         address(11)
+    );
+    execute(db, &sql).await;
+    // Reader 10 left between issues 121 and 122 (after reading 122's message in the history, which is fine).
+    let sql = format!(
+        "UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = {} \
+         WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = '{}')",
+        started - 2 * 24 * HOUR,
+        address(10)
     );
     execute(db, &sql).await;
 
@@ -175,8 +183,8 @@ both_backends! {
         assert_eq!(value["vote_participation"], 0.625);
         assert_eq!(value["complaint_rate"], 0.0);
         assert_eq!(value["rating"]["out_of_delivered"], 8);
-        // Eleven readers had subscribed before issue 121, reader 11 since; nobody had left before the send.
-        assert_eq!(value["subscribers"], json!({ "active_at_send": 12, "new_since_previous": 1, "lost_since_previous": 0 }));
+        // Eleven readers had subscribed before issue 121; since then reader 11 joined and reader 10 left.
+        assert_eq!(value["subscribers"], json!({ "active_at_send": 11, "new_since_previous": 1, "lost_since_previous": 1 }));
         assert_eq!(value["click_tracking"], false);
 
         let compared = &value["compared"];
@@ -190,7 +198,7 @@ both_backends! {
             let kind_places = if key == "complaint_rate" { 5 } else if key == "rating_average" { 2 } else { 4 };
             assert_eq!(number(&figure["median"]), wanted_median.map(|m| round(m, kind_places)), "{key}: {figure}");
             let mut trend: Vec<Option<f64>> = seeded[1..].iter().map(of).collect();
-            let this = if key == "active_subscribers" { json!(12) } else { value[key].clone() };
+            let this = if key == "active_subscribers" { json!(11) } else { value[key].clone() };
             trend.push(number(&this));
             let shown: Vec<Option<f64>> = figure["trend"].as_array().expect("a trend").iter().map(number).collect();
             assert_eq!(shown, trend, "{key}: {figure}");
@@ -200,7 +208,7 @@ both_backends! {
         // The terminal says the same, with the medians.
         let text = db.tidings(&["stats", "122"]).stdout;
         assert!(text.contains("against the previous issues (median of issues 114 to 121; trend over issues 111 to 122"), "{text}");
-        assert!(text.contains("the list: 12 active at send; since the previous issue 1 new, 0 lost"), "{text}");
+        assert!(text.contains("the list: 11 active at send; since the previous issue 1 new, 1 lost"), "{text}");
         assert!(text.contains("5 voters of 8 delivered (62.5 %)"), "{text}");
         assert!(text.contains("click tracking is off"), "{text}");
         let open_line = text.lines().find(|l| l.trim_start().starts_with("open rate (unverified)")).expect("open rate");
