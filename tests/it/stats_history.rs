@@ -1,7 +1,7 @@
 //! This issue against the previous ones: issue 122's real history (`stats.rs`: sent through the SMTP test server,
 //! opened, rated and unsubscribed through HTTP) after twelve earlier weekly issues of the same list, whose rows
-//! (issue, deliveries, opens, votes, unsubscribes, when each reader subscribed and one who left) this file writes with known
-//! figures. `stats 122 --json` must have each figure's median over issues 114 to 121 and its trend over 111 to
+//! (issue, deliveries, opens, votes, unsubscribes, when each reader subscribed and one who left) this file
+//! writes with known figures. `stats 122 --json` must have each figure's median over issues 114 to 121 and its trend over 111 to
 //! 122 as computed here from those figures, the list's subscribers at the send, and the report must show the
 //! same numbers in the tables screen readers read, on both backends and in Chromium.
 
