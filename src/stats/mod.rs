@@ -25,11 +25,13 @@
 
 mod chart;
 mod compare;
+mod history;
 mod report;
 mod terminal;
 
 pub use compare::{Comparison, IssueFigures, TREND_OF, compare};
-pub use report::{render_list_report, render_report};
+pub use history::render_list_report;
+pub use report::render_report;
 pub use terminal::{detail_text, overview_text};
 
 use jiff::tz::TimeZone;
