@@ -31,8 +31,8 @@ BEGIN;
 CREATE TEMP TABLE n AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $subscribers) SELECT i FROM n;
 INSERT INTO subscribers (email, email_normalised, name, created_at, updated_at)
   SELECT 'reader' || i || '@example.com', 'reader' || i || '@example.com', 'Reader ' || i, 0, 0 FROM n;
-INSERT INTO subscriptions (list_id, subscriber_id, status, source, created_at, updated_at)
-  SELECT (SELECT id FROM lists WHERE slug = 'weekly'), id, 'active', 'import', 0, 0 FROM subscribers;
+INSERT INTO subscriptions (list_id, subscriber_id, status, source, created_at, updated_at, consent_at)
+  SELECT (SELECT id FROM lists WHERE slug = 'weekly'), id, 'active', 'import', 0, 0, 0 FROM subscribers;
 -- One issue a week from Monday 2025-01-06 08:00 UTC; each took about an hour to send.
 INSERT INTO issues (list_id, number, subject, source_path, source_hash, source, compiled, status, started_at,
                     finished_at, outbox_ready_at, created_at, updated_at)

@@ -158,11 +158,18 @@ pub enum Command {
     Suppression(SuppressionCommand),
 
     /// Write one issue's report as a self-contained HTML page (charts as inline SVG, no script, no external
-    /// asset): key figures, deliveries and opens over time, the star distribution, unsubscribes and bounces.
-    #[command(after_help = "Example:\n  tidings report 122 --out report-122.html")]
+    /// asset): key figures and rates, this issue against the previous ones (medians and trend lines), the list,
+    /// deliveries and opens over time, the star distribution, clicks per link, unsubscribes and bounces. With
+    /// `--last N` instead of an issue number, the same page for the list over its last N issues.
+    #[command(after_help = "Example:\n  tidings report 122 --out report-122.html\n  \
+                            tidings report --list weekly --last 12 --out weekly.html")]
     Report {
-        /// The issue number.
-        number: u32,
+        /// The issue number (or `--last N` for the list's last issues).
+        #[arg(required_unless_present = "last", conflicts_with = "last")]
+        number: Option<u32>,
+        /// The list's last N issues, from 1 to 52, instead of one issue.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=52))]
+        last: Option<u32>,
         /// The HTML file to write.
         #[arg(long, value_name = "FILE.html")]
         out: PathBuf,

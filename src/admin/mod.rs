@@ -124,9 +124,12 @@ pub async fn run_with_clock(
             context.store.close().await;
             code
         }
-        Command::Report { number, out: path, list } => {
+        Command::Report { number, last, out: path, list } => {
             let context = AdminContext::open(settings, clock).await?;
-            let code = stats::report(&context, number, list.as_deref(), &path, out).await;
+            let code = match (number, last) {
+                (Some(number), _) => stats::report(&context, number, list.as_deref(), &path, out).await,
+                (None, last) => stats::list_report(&context, last.unwrap_or(12), list.as_deref(), &path, out).await,
+            };
             context.store.close().await;
             code
         }

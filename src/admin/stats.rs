@@ -1,5 +1,7 @@
-//! `tidings stats [N]`, `tidings stats --deliverability` and `tidings report N --out FILE.html`: read the
-//! figures from the store, hand them to `stats` for text, JSON or HTML, and print or write the result.
+//! `tidings stats [N]`, `tidings stats --deliverability`, `tidings report N --out FILE.html` and `tidings report
+//! --last N`: read the figures from the store, hand them to `stats` for text, JSON or HTML, and print or write
+//! the result. The comparison with earlier issues reads every issue's line at once (`issue_summaries`) and the
+//! list's subscribers at the last issues in one statement (`audiences`).
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +12,7 @@ use jiff::tz::TimeZone;
 
 use super::AdminContext;
 use super::issue::find;
-use crate::stats::{self, IssueReport, ListDeliverability, Window};
+use crate::stats::{self, IssueFigures, IssueReport, ListDeliverability, Window};
 use crate::store::{IssueRow, ListRow};
 
 pub async fn stats(
@@ -95,6 +97,39 @@ pub async fn deliverability(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The list's last `last` issues: the comparison of the latest with those before it, and one line per issue.
+pub async fn list_report(
+    context: &AdminContext,
+    last: u32,
+    list: Option<&str>,
+    path: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let list = context.list(list).await?;
+    let Some(latest) = context.store.recent_issue_summaries(list.id, i64::MAX, 1).await?.last().map(|s| s.number)
+    else {
+        anyhow::bail!("no issue of `{}` has been sent yet: there is nothing to report", list.slug);
+    };
+    let issues = figures(context, &list, latest, i64::from(last)).await?;
+    // The comparison of the latest issue takes the issues before it that are in the page, up to 8.
+    let comparison = stats::compare(&issues[issues.len().saturating_sub(stats::TREND_OF)..]);
+    let html = stats::render_list_report(&list.name, &zone(&list), &issues, &comparison, context.clock.now())
+        .context("cannot render the report")?;
+    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(out, "{}", path.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The last `count` started issues of a list numbered up to `number`, by number, with their audiences.
+async fn figures(context: &AdminContext, list: &ListRow, number: i64, count: i64) -> anyhow::Result<Vec<IssueFigures>> {
+    let summaries = context.store.recent_issue_summaries(list.id, number, count).await?;
+    let audiences = context.store.audiences(list.id, number, count).await?;
+    Ok(summaries
+        .into_iter()
+        .map(|summary| IssueFigures { audience: audiences.get(&summary.issue_id).copied(), summary })
+        .collect())
+}
+
 /// Every figure of one issue. Time is counted from the start of sending (or, for an issue never started, from
 /// when it was added: there is nothing to count then).
 async fn load(context: &AdminContext, list: &ListRow, issue: &IssueRow) -> anyhow::Result<IssueReport> {
@@ -102,6 +137,10 @@ async fn load(context: &AdminContext, list: &ListRow, issue: &IssueRow) -> anyho
     let span = context.store.delivered_span(issue.id).await?.map_or(0, |(_, last)| (last - origin).max(0));
     let mut detail = context.store.issue_detail(issue.id, origin, stats::delivery_bucket_width(span)).await?;
     detail.deliveries = std::mem::take(&mut detail.deliveries).for_issue(&issue.status);
+    let history = figures(context, list, issue.number, stats::TREND_OF as i64).await?;
+    let this = history.last().filter(|f| f.summary.issue_id == issue.id);
+    let audience = this.and_then(|f| f.audience);
+    let comparison = if this.is_some() { stats::compare(&history) } else { stats::Comparison::default() };
     Ok(IssueReport {
         list_slug: list.slug.clone(),
         list_name: list.name.clone(),
@@ -113,6 +152,9 @@ async fn load(context: &AdminContext, list: &ListRow, issue: &IssueRow) -> anyho
         finished_at: issue.finished_at,
         detail,
         deliverability: None,
+        audience,
+        comparison,
+        click_tracking: context.settings.tracking.clicks,
     })
 }
 

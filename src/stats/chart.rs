@@ -1,14 +1,16 @@
 //! Inline SVG bar charts for the report: columns over time and horizontal bars for shares.
 //!
-//! A chart is drawn in a fixed coordinate system (`viewBox`) and scales to the width of its container, so it
-//! fits a phone and a desktop alike; colours come from the page's stylesheet (light, dark and print). Every bar
-//! carries its number as `data-value` and in a `<title>` (a tooltip, and what screen readers and tests read),
-//! and the axes are labelled. All text is escaped here, although only numbers and our own labels reach it.
+//! A chart is drawn in a fixed coordinate system (`viewBox`, 360 units wide, so that its text, sized in the
+//! page's stylesheet, stays at least 12 px from a 375 px phone up) and scales to the width of its container;
+//! colours come from the page's stylesheet (light, dark and print). Every bar carries its number as
+//! `data-value` and in a `<title>` (a tooltip); the drawing itself is hidden from screen readers, which read
+//! the same numbers in a visually hidden table (`table`) placed after it. Trend lines (`sparkline`) are small
+//! lines over the last issues. All text is escaped here, although only numbers and our own labels reach it.
 
 use std::fmt::Write;
 
 /// The drawing's width in `viewBox` units.
-const WIDTH: f64 = 480.0;
+const WIDTH: f64 = 360.0;
 
 /// One bar: what it stands for and its count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +20,10 @@ pub struct Bar {
 }
 
 /// Columns side by side (time runs left to right), with a count axis on the left and `ticks` (bar index,
-/// label) under the bars. `title` names the chart for assistive technology.
-pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)]) -> String {
-    let (left, right, top, bottom, height) = (40.0, 8.0, 14.0, 30.0, 200.0);
+/// label) under the bars, drawn over at least `slots` places (so a single bucket is a column, not the whole
+/// width). `title` names the chart.
+pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)], slots: usize) -> String {
+    let (left, right, top, bottom, height) = (40.0, 10.0, 14.0, 30.0, 200.0);
     let plot_w = WIDTH - left - right;
     let plot_h = height - top - bottom;
     let max = bars.iter().map(|b| b.value).max().unwrap_or(0);
@@ -36,7 +39,8 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)]) -
             ty = y + 4.0
         );
     }
-    let slot = plot_w / bars.len().max(1) as f64;
+    let slots = bars.len().max(slots).max(1);
+    let slot = plot_w / slots as f64;
     let gap = if slot > 4.0 { slot * 0.15 } else { 0.0 };
     for (index, bar) in bars.iter().enumerate() {
         let h = plot_h * bar.value as f64 / top_value as f64;
@@ -62,7 +66,7 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], ticks: &[(usize, String)]) -
         let x = left + slot * (*index as f64);
         let anchor = if *index == 0 {
             "start"
-        } else if *index >= bars.len() {
+        } else if *index >= slots {
             "end"
         } else {
             "middle"
@@ -109,9 +113,76 @@ pub fn rows(id: &str, title: &str, bars: &[Bar], whole: i64) -> String {
     svg
 }
 
+/// The numbers of a chart as a table that only screen readers see (in a box of one pixel: a table cannot be
+/// made that small itself): a caption, a header row and one row per bar, each count in a `data-value`.
+pub fn table(id: &str, caption: &str, head: (&str, &str), bars: &[Bar]) -> String {
+    let mut out = format!(
+        r#"<div class="visually-hidden"><table data-table="{id}"><caption>{caption}</caption><tr><th scope="col">{}</th><th scope="col">{}</th></tr>"#,
+        escape(head.0),
+        escape(head.1),
+        id = escape(id),
+        caption = escape(caption)
+    );
+    for bar in bars {
+        let _ = write!(
+            out,
+            r#"<tr><th scope="row">{}</th><td data-value="{value}">{value}</td></tr>"#,
+            escape(&bar.label),
+            value = bar.value
+        );
+    }
+    out.push_str("</table></div>");
+    out
+}
+
+/// A small trend line over `values` (oldest first; `None` leaves a gap), with the `median` as a dashed line and
+/// the last point marked. Decorative: the numbers are in a table beside it.
+pub fn sparkline(values: &[Option<f64>], median: Option<f64>) -> String {
+    let (w, h, pad) = (120.0, 32.0, 4.0);
+    let known = values.iter().flatten().chain(median.iter());
+    let (low, high) = known.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let span = if high > low { high - low } else { 1.0 };
+    let step = (w - 2.0 * pad) / (values.len().max(2) - 1) as f64;
+    let y = |v: f64| if high > low { pad + (h - 2.0 * pad) * (high - v) / span } else { h / 2.0 };
+    let mut svg = format!(r#"<svg class="spark" viewBox="0 0 {w} {h}" aria-hidden="true" focusable="false">"#);
+    if let Some(m) = median.filter(|_| low.is_finite()) {
+        let _ = write!(
+            svg,
+            r#"<line class="median" x1="{pad}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/>"#,
+            x2 = w - pad,
+            y = y(m)
+        );
+    }
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (index, value) in values.iter().enumerate() {
+        let x = pad + step * index as f64;
+        match value {
+            Some(v) => {
+                let _ = write!(path, "{}{x:.1},{:.1} ", if pen_down { "L" } else { "M" }, y(*v));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    if !path.is_empty() {
+        let _ = write!(svg, r#"<path class="trend" d="{}"/>"#, path.trim_end());
+    }
+    if let Some(Some(last)) = values.last() {
+        let _ = write!(
+            svg,
+            r#"<circle class="now" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+            pad + step * (values.len() - 1) as f64,
+            y(*last)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 fn open_svg(id: &str, title: &str, height: f64) -> String {
     format!(
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{id}-title"><title id="{id}-title">{title}</title>"#,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" aria-hidden="true" focusable="false" data-chart-id="{id}"><title>{title}</title>"#,
         id = escape(id),
         title = escape(title)
     )
@@ -173,13 +244,33 @@ mod tests {
 
     #[test]
     fn every_bar_carries_its_value_and_the_tallest_fills_the_plot() {
-        let svg = columns("c", "A chart", &bars(&[0, 5, 10]), &[(0, "start".to_owned())]);
+        let svg = columns("c", "A chart", &bars(&[0, 5, 10]), &[(0, "start".to_owned())], 1);
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
         for value in [0, 5, 10] {
             assert!(svg.contains(&format!("data-value=\"{value}\"")), "{svg}");
         }
         assert!(svg.contains("height=\"156.00\" data-label=\"bar 2\""), "{svg}");
         assert!(svg.contains(">start</text>"));
+    }
+
+    #[test]
+    fn one_bucket_is_drawn_as_one_narrow_column_over_the_slots_asked_for() {
+        let svg = columns("c", "A chart", &bars(&[7]), &[], 12);
+        // 310 units of plot over 12 places, less the gap: a column about 22 units wide, not 310.
+        assert!(svg.contains("width=\"21.96\""), "{svg}");
+    }
+
+    #[test]
+    fn a_hidden_table_has_every_number_and_a_trend_line_has_gaps_for_missing_values() {
+        let html = table("t", "Votes", ("Stars", "Votes"), &bars(&[3, 0]));
+        assert!(
+            html.starts_with(r#"<div class="visually-hidden"><table"#) && html.contains("<caption>Votes</caption>")
+        );
+        assert!(html.contains(r#"<th scope="row">bar 0</th><td data-value="3">3</td>"#), "{html}");
+        let spark = sparkline(&[Some(1.0), None, Some(2.0), Some(3.0)], Some(2.0));
+        assert_eq!(spark.matches('M').count(), 2, "{spark}");
+        assert!(spark.contains("class=\"median\"") && spark.contains("<circle"), "{spark}");
+        assert!(!sparkline(&[None, None], None).contains("<path"));
     }
 
     #[test]

@@ -17,14 +17,22 @@
 //! - `complaints`: deliveries someone complained about through a feedback loop; `complaint_rate`: complaints
 //!   out of `delivered`; `reported_later`: what came back after the relay's 250, per kind, once per delivery
 //!   (a hard bounce reported later is also in `bounced`, and no longer in `delivered`).
+//! - Rates are out of `delivered`: `open_rate_unverified` (unique opens), `unsubscribe_rate` (unsubscribed via
+//!   the issue), `vote_participation` (genuine votes), `complaint_rate`.
+//! - `compared`: each key figure beside the median of the list's 8 issues before this one, and its values over
+//!   the last 12 issues (`compare.rs`); `subscribers`: the list when the issue started (`store/audience.rs`).
 //! - Test sends are never counted.
 
 mod chart;
+mod compare;
 mod deliverability;
+mod history;
 mod report;
 mod terminal;
 
+pub use compare::{Comparison, IssueFigures, TREND_OF, compare};
 pub use deliverability::{ListDeliverability, Window, deliverability_html, deliverability_json, deliverability_text};
+pub use history::render_list_report;
 pub use report::render_report;
 pub use terminal::{detail_text, overview_text};
 
@@ -32,8 +40,9 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::clock::from_millis;
-use crate::store::{Buckets, DeliveryCounts, IssueDetail, IssueSummary, ReasonCount, StarCounts};
+use crate::store::{Audience, Buckets, DeliveryCounts, IssueDetail, IssueSummary, ReasonCount, StarCounts};
 
+const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60_000;
 
 /// Everything a detailed view shows about one issue.
@@ -51,6 +60,12 @@ pub struct IssueReport {
     pub detail: IssueDetail,
     /// The list's deliverability section of the report (`deliverability.rs`), when it was loaded.
     pub deliverability: Option<(Window, ListDeliverability)>,
+    /// The list when the issue started.
+    pub audience: Option<Audience>,
+    /// This issue against the previous ones.
+    pub comparison: Comparison,
+    /// Whether `tracking.clicks` is on (else no click is recorded).
+    pub click_tracking: bool,
 }
 
 impl IssueReport {
@@ -80,8 +95,11 @@ impl IssueReport {
 }
 
 /// The width of the buckets of "deliveries over time" for a send that took `span` milliseconds: the smallest
-/// round width that draws it in at most 48 bars.
+/// round width that draws it in at most 48 bars; a send that lasted seconds is counted in seconds.
 pub fn delivery_bucket_width(span: i64) -> i64 {
+    if span < MINUTE {
+        return if span < 48 * SECOND { SECOND } else { 2 * SECOND };
+    }
     const WIDTHS: [i64; 11] = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
     for minutes in WIDTHS {
         if span < minutes * MINUTE * 48 {
@@ -103,6 +121,66 @@ pub fn delivery_rate(counts: &DeliveryCounts) -> Option<f64> {
 pub fn complaint_rate(summary: &IssueSummary) -> Option<f64> {
     let delivered = summary.deliveries.sent;
     (delivered > 0).then(|| summary.reports.complaints as f64 / delivered as f64)
+}
+
+/// `part` out of `delivered`, from 0 to 1; `None` before anything was delivered.
+fn per_delivered(summary: &IssueSummary, part: i64) -> Option<f64> {
+    let delivered = summary.deliveries.sent;
+    (delivered > 0).then(|| part as f64 / delivered as f64)
+}
+
+/// Unique opens out of the delivered (unverified: image prefetching inflates it).
+pub fn open_rate(summary: &IssueSummary) -> Option<f64> {
+    per_delivered(summary, summary.unique_opens)
+}
+
+/// Unsubscribes through the issue's links out of the delivered.
+pub fn unsubscribe_rate(summary: &IssueSummary) -> Option<f64> {
+    per_delivered(summary, summary.unsubscribed)
+}
+
+/// Genuine voters out of the delivered.
+pub fn vote_participation(summary: &IssueSummary) -> Option<f64> {
+    per_delivered(summary, summary.tally.votes)
+}
+
+/// How long a send lasted, as people say it: `in 12 seconds` under a minute, else `2h 36m`-style.
+fn lasted(start: i64, end: i64) -> String {
+    let millis = (end - start).max(0);
+    if millis < MINUTE {
+        let seconds = (millis + SECOND / 2) / SECOND;
+        return match seconds {
+            0 => "in under a second".to_owned(),
+            1 => "in 1 second".to_owned(),
+            n => format!("in {n} seconds"),
+        };
+    }
+    format!("in {}", crate::domain::ForPeople(jiff::SignedDuration::from_millis(millis)))
+}
+
+/// When an issue was sent, for a heading: `Sent on 2026-12-07 08:00 GMT in 12 seconds`, or from and to.
+fn sent_when(report: &IssueReport) -> String {
+    let zone = &report.zone;
+    match (report.started_at, report.finished_at) {
+        (Some(start), Some(end)) if end - start < MINUTE => {
+            format!("Sent on {} {}", local(start, zone), lasted(start, end))
+        }
+        (Some(start), Some(end)) => {
+            format!("Sent from {} to {} ({})", local(start, zone), local(end, zone), lasted(start, end))
+        }
+        (Some(start), None) => format!("Sending since {} ({})", local(start, zone), report.status),
+        _ => format!("Not sent yet ({})", report.status),
+    }
+}
+
+/// A link as the report names it: its host (`example.com`), never its path or query; `an email address` for
+/// a mailto link.
+pub fn link_label(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "mailto" => "an email address".to_owned(),
+        Ok(parsed) => parsed.host_str().map_or_else(|| "(a link without a host)".to_owned(), str::to_owned),
+        Err(_) => "(an unreadable link)".to_owned(),
+    }
 }
 
 /// A stored timestamp as `2026-12-07T08:00:00Z`.
@@ -138,6 +216,9 @@ pub fn summary_json(summary: &IssueSummary) -> Value {
         "cancelled": c.cancelled,
         "ambiguous": c.ever_ambiguous,
         "delivery_rate": delivery_rate(c).map(|rate| round(rate, 4)),
+        "open_rate_unverified": open_rate(summary).map(|rate| round(rate, 4)),
+        "unsubscribe_rate": unsubscribe_rate(summary).map(|rate| round(rate, 4)),
+        "vote_participation": vote_participation(summary).map(|rate| round(rate, 4)),
         "unsubscribed_via_issue": summary.unsubscribed,
         "unique_opens_unverified": summary.unique_opens,
         "rating_average": summary.tally.average().map(|average| round(average, 2)),
@@ -157,9 +238,15 @@ pub fn summary_json(summary: &IssueSummary) -> Value {
 }
 
 fn buckets_json(buckets: &Buckets) -> Value {
+    let minutes = if buckets.width % MINUTE == 0 {
+        json!(buckets.width / MINUTE)
+    } else {
+        json!(round(buckets.width as f64 / MINUTE as f64, 4))
+    };
     json!({
         "from": iso(buckets.origin),
-        "bucket_minutes": buckets.width / MINUTE,
+        "bucket_minutes": minutes,
+        "bucket_seconds": buckets.width / SECOND,
         "counts": buckets.counts,
     })
 }
@@ -195,10 +282,19 @@ pub fn detail_json(report: &IssueReport) -> Value {
             "total": d.opens,
             "first_72_hours": buckets_json(&d.opens_first_72h),
         },
-        "clicks": d.clicks,
+        "click_tracking": report.click_tracking,
+        "clicks": d.clicks.iter().map(|link| json!({
+            "position": link.position,
+            "link": link_label(&link.url),
+            "people": link.people,
+            "clicks": link.clicks,
+        })).collect::<Vec<_>>(),
+        "subscribers": report.audience,
+        "compared": comparison_json(&report.comparison),
         "rating": {
             "average": d.stars.tally().average().map(|average| round(average, 2)),
             "votes": d.stars.votes(),
+            "out_of_delivered": report.detail.deliveries.sent,
             "distribution": stars_json(&d.stars),
             "flagged_votes": d.flagged_stars.votes(),
             "flagged_distribution": stars_json(&d.flagged_stars),
@@ -208,6 +304,27 @@ pub fn detail_json(report: &IssueReport) -> Value {
         map.extend(more);
     }
     value
+}
+
+/// The comparison with the previous issues: per figure, this issue's value, the median and the trend.
+fn comparison_json(comparison: &Comparison) -> Value {
+    let figures: serde_json::Map<String, Value> = comparison
+        .figures
+        .iter()
+        .map(|f| {
+            let number = |v: &Option<f64>| match (f.kind, v) {
+                (compare::Kind::Count, Some(v)) if v.fract() == 0.0 => json!(*v as i64),
+                (_, v) => json!(v),
+            };
+            let trend: Vec<Value> = f.trend.iter().map(number).collect();
+            (f.key.to_owned(), json!({ "value": number(&f.value), "median": number(&f.median), "trend": trend }))
+        })
+        .collect();
+    json!({
+        "median_of_issues": comparison.median_of,
+        "trend_of_issues": comparison.trend_of,
+        "figures": figures,
+    })
 }
 
 /// `1234567` as `1,234,567`.
@@ -235,6 +352,12 @@ fn percent(part: i64, whole: i64) -> String {
 /// `unit` (so that the labels of one axis share a unit): `+45 min`, `+36 h`, `+2 d`.
 fn offset_label(millis: i64, unit: i64) -> String {
     let minutes = millis / MINUTE;
+    if millis < SECOND {
+        return "start".to_owned();
+    }
+    if unit < MINUTE {
+        return format!("+{} s", millis / SECOND);
+    }
     let unit = unit / MINUTE;
     if minutes == 0 {
         "start".to_owned()
@@ -253,7 +376,9 @@ mod tests {
 
     #[test]
     fn deliveries_are_drawn_in_at_most_48_round_buckets() {
-        assert_eq!(delivery_bucket_width(0), MINUTE);
+        assert_eq!(delivery_bucket_width(0), SECOND, "a send that lasted seconds is counted in seconds");
+        assert_eq!(delivery_bucket_width(50 * SECOND), 2 * SECOND);
+        assert_eq!(delivery_bucket_width(MINUTE), MINUTE);
         assert_eq!(delivery_bucket_width(47 * MINUTE), MINUTE);
         assert_eq!(delivery_bucket_width(3 * 60 * MINUTE), 5 * MINUTE);
         assert_eq!(delivery_bucket_width(23 * 60 * MINUTE), 30 * MINUTE);
@@ -270,6 +395,12 @@ mod tests {
         assert_eq!(percent(1, 0), "-");
         let (hour, day) = (60 * MINUTE, 1440 * MINUTE);
         assert_eq!(offset_label(0, hour), "start");
+        assert_eq!(offset_label(12 * SECOND, SECOND), "+12 s");
+        assert_eq!(lasted(0, 12_300), "in 12 seconds");
+        assert_eq!(lasted(0, 1_000), "in 1 second");
+        assert_eq!(lasted(0, 150 * MINUTE), "in 2h 30m");
+        assert_eq!(link_label("https://www.example.com/a?utm_source=x&token=1"), "www.example.com");
+        assert_eq!(link_label("mailto:editor@example.com"), "an email address");
         assert_eq!(offset_label(90 * MINUTE, day), "+90 min");
         assert_eq!(offset_label(180 * MINUTE, day), "+3 h");
         assert_eq!(offset_label(2880 * MINUTE, day), "+2 d");

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use jiff::tz::TimeZone;
 
-use super::{IssueReport, delivery_rate, local, percent, thousands};
+use super::compare::Comparison;
+use super::{IssueReport, delivery_rate, link_label, local, percent, thousands};
 use crate::clock::from_millis;
 use crate::store::{Buckets, IssueSummary, ReasonCount, StarCounts};
 
@@ -81,6 +82,9 @@ pub fn detail_text(report: &IssueReport) -> String {
     }
     if let Some(at) = report.finished_at {
         let _ = write!(when, ", finished {}", local(at, &report.zone));
+        if let Some(start) = report.started_at {
+            let _ = write!(when, " (sent {})", super::lasted(start, at));
+        }
     }
     let _ = writeln!(out, "{when}");
     if report.started_at.is_none() {
@@ -125,6 +129,18 @@ pub fn detail_text(report: &IssueReport) -> String {
     let _ =
         writeln!(out, "  {:<24} {rate:>9}  (delivered of the {} meant to go out)", "delivery rate", thousands(meant));
 
+    if let Some(a) = report.audience {
+        let since = |n: Option<i64>| n.map_or("-".to_owned(), thousands);
+        let _ = writeln!(
+            out,
+            "\nthe list: {} active at send; since the previous issue {} new, {} lost",
+            thousands(a.active_at_send),
+            since(a.new_since_previous),
+            since(a.lost_since_previous)
+        );
+    }
+    compared(&mut out, &report.comparison);
+
     let _ = writeln!(out, "\nattempts per delivery");
     let retried: i64 = d.attempts.iter().filter(|(a, _)| *a > 1).map(|(_, n)| n).sum();
     let retries: i64 = d.attempts.iter().map(|(a, n)| (a - 1).max(0) * n).sum();
@@ -156,7 +172,12 @@ pub fn detail_text(report: &IssueReport) -> String {
     reasons(&mut out, "bounce reasons", &d.bounce_reasons);
     reasons(&mut out, "failure reasons", &d.failure_reasons);
 
-    let _ = writeln!(out, "\nunsubscribed via this issue's links: {}", thousands(report.unsubscribed()));
+    let _ = writeln!(
+        out,
+        "\nunsubscribed via this issue's links: {} ({} of the delivered)",
+        thousands(report.unsubscribed()),
+        percent(report.unsubscribed(), c.sent)
+    );
     for (day, count) in d.unsubscribes_per_day.counts.iter().enumerate() {
         let _ = writeln!(out, "  day {:<3} {:>7}", day + 1, thousands(*count));
     }
@@ -164,32 +185,44 @@ pub fn detail_text(report: &IssueReport) -> String {
     let _ = writeln!(out, "\nopens (unverified: image prefetching inflates them)");
     let _ = writeln!(
         out,
-        "  unique opens {}, pixel loads {}; first opens in the first 72 hours, per 6 hours:",
+        "  unique opens {}, pixel loads {}; open rate {} of the delivered; first opens in the first 72 hours, \
+         per 6 hours:",
         thousands(d.unique_opens),
-        thousands(d.opens)
+        thousands(d.opens),
+        percent(d.unique_opens, c.sent)
     );
     histogram(&mut out, &six_hourly(&d.opens_first_72h), d.unique_opens);
 
     let clicked: Vec<_> = d.clicks.iter().filter(|link| link.clicks > 0).collect();
-    if clicked.is_empty() {
-        let _ = writeln!(out, "\nclicks: none recorded (click tracking is on only with tracking.clicks = true)");
+    if clicked.is_empty() && !report.click_tracking {
+        let _ = writeln!(out, "\nclicks: click tracking is off (tracking.clicks = false), so none were recorded");
+    } else if clicked.is_empty() {
+        let _ = writeln!(out, "\nclicks: none recorded yet");
     } else {
-        let _ = writeln!(out, "\nclicks (people, then every click), by link");
+        let _ = writeln!(out, "\nclicks per link (people, then every click; the link's host)");
         for link in clicked {
+            // A host is letters, digits, dots and dashes: nothing that could steer a terminal.
             let _ = writeln!(
                 out,
                 "  {:>3}. {:>7} {:>7}  {}",
                 link.position,
                 thousands(link.people),
                 thousands(link.clicks),
-                // A URL comes from the issue's file: no control character reaches the terminal.
-                link.url.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>()
+                link_label(&link.url)
             );
         }
     }
 
     let tally = d.stars.tally();
     let _ = writeln!(out, "\nrating {}", tally);
+    let noun = if tally.votes == 1 { "voter" } else { "voters" };
+    let _ = writeln!(
+        out,
+        "  {} {noun} of {} delivered ({})",
+        thousands(tally.votes),
+        thousands(c.sent),
+        percent(tally.votes, c.sent)
+    );
     stars(&mut out, &d.stars);
     let flagged = d.flagged_stars.votes();
     if flagged > 0 {
@@ -203,6 +236,49 @@ pub fn detail_text(report: &IssueReport) -> String {
         let _ = writeln!(out, "  flagged votes (looked automated, left out): 0");
     }
     out
+}
+
+/// Each key figure beside the median of the issues before it, with its trend as a line of block characters.
+fn compared(out: &mut String, comparison: &Comparison) {
+    if comparison.figures.is_empty() {
+        return;
+    }
+    let range = |n: &[i64]| match (n.first(), n.last()) {
+        (Some(a), Some(b)) if a != b => format!("issues {a} to {b}"),
+        (Some(a), _) => format!("issue {a}"),
+        _ => "no earlier issue".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "\nagainst the previous issues (median of {}; trend over {}, this one last)",
+        range(&comparison.median_of),
+        range(&comparison.trend_of)
+    );
+    for f in &comparison.figures {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>9}  median {:>9}  {}",
+            f.label,
+            f.kind.shown(f.value),
+            f.kind.shown(f.median),
+            spark(&f.trend)
+        );
+    }
+}
+
+/// Values as a line of eighth-high blocks, lowest to highest; a space for no value.
+fn spark(values: &[Option<f64>]) -> String {
+    const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let known = values.iter().flatten();
+    let (low, high) = known.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    values
+        .iter()
+        .map(|value| match value {
+            None => ' ',
+            Some(_) if high <= low => LEVELS[3],
+            Some(v) => LEVELS[(((v - low) / (high - low)) * 7.0).round() as usize],
+        })
+        .collect()
 }
 
 fn date(millis: i64, zone: &TimeZone) -> String {
@@ -266,6 +342,12 @@ fn bar(count: i64, max: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trend_reads_from_lowest_to_highest_with_gaps() {
+        assert_eq!(spark(&[Some(0.0), Some(0.5), None, Some(1.0)]), "▁▅ █");
+        assert_eq!(spark(&[Some(2.0), Some(2.0)]), "▄▄");
+    }
 
     #[test]
     fn bars_are_proportional_in_eighths_of_a_cell() {

@@ -5,6 +5,7 @@
 //! This is the only module that imports sqlx. It performs no network I/O other than to the database, and no
 //! transaction here ever waits on anything but the database.
 
+mod audience;
 mod bounces;
 mod cadence;
 mod deliverability;
@@ -33,6 +34,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use audience::Audience;
 pub use bounces::{AppliedReport, Effect, NewReport, ReportRow, ReportTarget, ScoreRule};
 pub use cadence::{SlotFill, SlotOutcome, SlotRow, ZoneProgress};
 pub use deliverability::DomainCounts;

@@ -156,46 +156,67 @@ pub struct LinkClicks {
 impl Store {
     /// Every issue of a list that has started sending, by number, with its figures.
     pub async fn issue_summaries(&self, list_id: i64) -> anyhow::Result<Vec<IssueSummary>> {
-        let issues = "SELECT id, number, subject, status, started_at, finished_at FROM issues \
-                      WHERE list_id = $1 AND started_at IS NOT NULL ORDER BY number";
+        self.summaries(list_id, i64::MAX, i64::MAX).await
+    }
+
+    /// The last `count` issues of a list numbered up to `up_to` that have started sending, by number, with
+    /// their figures (what the report compares an issue with).
+    pub async fn recent_issue_summaries(
+        &self,
+        list_id: i64,
+        up_to: i64,
+        count: i64,
+    ) -> anyhow::Result<Vec<IssueSummary>> {
+        self.summaries(list_id, up_to, count).await
+    }
+
+    /// The issues numbered up to `up_to` that have started, the last `count` of them.
+    async fn summaries(&self, list_id: i64, up_to: i64, count: i64) -> anyhow::Result<Vec<IssueSummary>> {
+        let scope = "SELECT id FROM issues WHERE list_id = $1 AND started_at IS NOT NULL AND number <= $2 \
+                     ORDER BY number DESC LIMIT $3";
+        let issues = format!(
+            "SELECT id, number, subject, status, started_at, finished_at FROM issues \
+             WHERE id IN ({scope}) AND started_at IS NOT NULL ORDER BY number"
+        );
         // Each reads one index in (issue_id, ...) order: with the list's issues as an IN list, the rows arrive
         // grouped, with no sort. Every delivery comes from the (issue_id, status) index alone; the few test sends
         // are taken away below.
-        const OF_LIST: &str = "issue_id IN (SELECT id FROM issues WHERE list_id = $1)";
+        let of_list = format!("issue_id IN ({scope})");
+        let of_list = of_list.as_str();
         let deliveries =
-            format!("SELECT issue_id, status, COUNT(*) FROM deliveries WHERE {OF_LIST} GROUP BY issue_id, status");
+            format!("SELECT issue_id, status, COUNT(*) FROM deliveries WHERE {of_list} GROUP BY issue_id, status");
         let tests = format!(
-            "SELECT issue_id, status, COUNT(*) FROM deliveries WHERE {OF_LIST} AND is_test = true GROUP BY issue_id, status"
+            "SELECT issue_id, status, COUNT(*) FROM deliveries WHERE {of_list} AND is_test = true GROUP BY issue_id, status"
         );
         let ambiguous = format!(
             "SELECT issue_id, 'ever_ambiguous', COUNT(*) FROM deliveries \
-             WHERE {OF_LIST} AND ambiguous_at IS NOT NULL AND is_test = false GROUP BY issue_id"
+             WHERE {of_list} AND ambiguous_at IS NOT NULL AND is_test = false GROUP BY issue_id"
         );
-        let opens = format!("SELECT issue_id, COUNT(*) FROM opens WHERE {OF_LIST} GROUP BY issue_id");
+        let opens = format!("SELECT issue_id, COUNT(*) FROM opens WHERE {of_list} GROUP BY issue_id");
         let unsubscribes =
-            format!("SELECT issue_id, COUNT(*) FROM events WHERE {OF_LIST} AND kind = 'unsubscribe' GROUP BY issue_id");
+            format!("SELECT issue_id, COUNT(*) FROM events WHERE {of_list} AND kind = 'unsubscribe' GROUP BY issue_id");
         let votes = format!(
-            "SELECT issue_id, flagged, COUNT(*), CAST(SUM(stars) AS BIGINT) FROM votes WHERE {OF_LIST} \
+            "SELECT issue_id, flagged, COUNT(*), CAST(SUM(stars) AS BIGINT) FROM votes WHERE {of_list} \
              GROUP BY issue_id, flagged"
         );
-        let reports = REPORTS_BY_KIND.replace("{WHERE}", OF_LIST);
+        let reports = REPORTS_BY_KIND.replace("{WHERE}", of_list);
         type IssueLine = (i64, i64, String, String, Option<i64>, Option<i64>);
         type Counted = Vec<(i64, String, i64)>;
         let reports: Counted =
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(reports)).bind(list_id).fetch_all(pool).await)
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(reports)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await)
                 .context("cannot read the issues' reports")?;
         let mut report_counts: HashMap<i64, ReportCounts> = HashMap::new();
         for (issue_id, kind, count) in reports {
             report_counts.entry(issue_id).or_default().add(&kind, count);
         }
         let (issues, deliveries, tests, ambiguous, opens, unsubscribes, votes) = on_pool!(self, pool => {
-            let issues: Vec<IssueLine> = sqlx::query_as(issues).bind(list_id).fetch_all(pool).await?;
-            let deliveries: Counted = sqlx::query_as(sqlx::AssertSqlSafe(deliveries)).bind(list_id).fetch_all(pool).await?;
-            let tests: Counted = sqlx::query_as(sqlx::AssertSqlSafe(tests)).bind(list_id).fetch_all(pool).await?;
-            let ambiguous: Counted = sqlx::query_as(sqlx::AssertSqlSafe(ambiguous)).bind(list_id).fetch_all(pool).await?;
-            let opens: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(opens)).bind(list_id).fetch_all(pool).await?;
-            let unsubscribes: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(unsubscribes)).bind(list_id).fetch_all(pool).await?;
-            let votes: Vec<(i64, bool, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(votes)).bind(list_id).fetch_all(pool).await?;
+            let issues: Vec<IssueLine> = sqlx::query_as(sqlx::AssertSqlSafe(issues)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let deliveries: Counted = sqlx::query_as(sqlx::AssertSqlSafe(deliveries)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let tests: Counted = sqlx::query_as(sqlx::AssertSqlSafe(tests)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let ambiguous: Counted = sqlx::query_as(sqlx::AssertSqlSafe(ambiguous)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let opens: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(opens)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let unsubscribes: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(unsubscribes)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
+            let votes: Vec<(i64, bool, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(votes)).bind(list_id).bind(up_to).bind(count).fetch_all(pool).await?;
             Ok::<_, sqlx::Error>((issues, deliveries, tests, ambiguous, opens, unsubscribes, votes))
         })
         .context("cannot read the issues' figures")?;

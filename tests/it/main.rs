@@ -26,6 +26,7 @@ mod reports;
 mod sending_faults;
 mod smtp_server;
 mod stats;
+mod stats_history;
 mod subscribers;
 mod upgrade;
 mod wake;

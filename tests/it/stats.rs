@@ -20,10 +20,10 @@ use crate::web::{SCANNER, WebApp, address, client};
 const READERS: usize = 12;
 
 /// The history as the tests expect to find it.
-struct History {
-    app: WebApp,
+pub(crate) struct History {
+    pub(crate) app: WebApp,
     /// When sending began.
-    started: Timestamp,
+    pub(crate) started: Timestamp,
 }
 
 fn is(to: &str, readers: &[usize]) -> bool {
@@ -61,7 +61,7 @@ async fn vote(history: &History, reader: usize, stars: usize) {
     assert_eq!(history.app.post_form(&url, &[("stars", &stars.to_string())]).await.status(), 200);
 }
 
-async fn build_history(db: TestDatabase) -> History {
+pub(crate) async fn build_history(db: TestDatabase) -> History {
     let app = WebApp::start_with(db, READERS, &[], |smtp| {
         let no_such_user = Trigger::rcpt_matching(|to| is(to, &[1, 2]));
         smtp.inject(Fault::new(no_such_user, Action::reply(550, "5.1.1 no such user")));
@@ -136,7 +136,7 @@ async fn build_history(db: TestDatabase) -> History {
 }
 
 /// `tidings stats ARGS --json`, parsed.
-fn stats_json(db: &TestDatabase, args: &[&str]) -> Value {
+pub(crate) fn stats_json(db: &TestDatabase, args: &[&str]) -> Value {
     let mut all = vec!["stats"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -223,6 +223,7 @@ both_backends! {
         assert_eq!(value["rating"], json!({
             "average": 3.6,
             "votes": 5,
+            "out_of_delivered": 8,
             "distribution": { "1": 0, "2": 1, "3": 1, "4": 2, "5": 1 },
             "flagged_votes": 1,
             "flagged_distribution": { "1": 1, "2": 0, "3": 0, "4": 0, "5": 0 },
@@ -243,8 +244,9 @@ both_backends! {
         }
         assert_eq!(
             lines[0].as_object().expect("object").len(),
-            22,
-            "the keys of a line, \"cancelled\", \"complaints\", \"complaint_rate\" and \"reported_later\" included"
+            25,
+            "the keys of a line, \"cancelled\", \"complaints\", \"complaint_rate\", \"reported_later\" and the three \
+             rates of the delivered included"
         );
     }
 

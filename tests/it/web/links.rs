@@ -215,11 +215,21 @@ both_backends! {
         assert_eq!(stats.code, Some(0), "{}", stats.stderr);
         let value: serde_json::Value = serde_json::from_str(&stats.stdout).expect("stats --json");
         let first = &value["clicks"][0];
-        assert_eq!((first["position"].as_i64(), first["url"].as_str()), (Some(1), Some(stored.as_str())), "{first}");
+        // A link is named by its host, never its full URL with its query.
+        let host = stored.trim_start_matches("https://").split('/').next().expect("a host").to_owned();
+        assert_eq!((first["position"].as_i64(), first["link"].as_str()), (Some(1), Some(host.as_str())), "{first}");
+        assert!(first.get("url").is_none(), "{first}");
         assert_eq!((first["people"].as_i64(), first["clicks"].as_i64()), (Some(1), Some(1)), "{first}");
         assert!(value["clicks"].as_array().expect("clicks")[1..].iter().all(|link| link["clicks"] == 0));
         let text = app.db.tidings(&["stats", "122"]).stdout;
-        assert!(text.contains("clicks (people, then every click)") && text.contains(stored.as_str()), "{text}");
+        assert!(text.contains("clicks per link (people, then every click") && text.contains(&host), "{text}");
+        assert!(!text.contains(stored.as_str()), "{text}");
+        let report = app.db.dir.path().join("report.html");
+        let run = app.db.tidings(&["report", "122", "--out", report.to_str().expect("path")]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let html = std::fs::read_to_string(&report).expect("the report");
+        let row = format!(r#"<tr data-position="1" data-people="1" data-clicks="1"><td class="reason">1. {host}</td>"#);
+        assert!(html.contains(&row) && !html.contains(stored.as_str()), "{html}");
 
         let other_purpose = app.links_of(&address(0)).view.replace("/v/", "/l/") + "/1";
         for bad in [
