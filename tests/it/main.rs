@@ -28,3 +28,4 @@ mod subscribers;
 mod upgrade;
 mod wake;
 mod web;
+mod webhooks;
