@@ -78,3 +78,34 @@ impl Settings {
         secret::resolve("webhooks.mailgun.signing_key", mailgun.signing_key.as_ref(), &mailgun.signing_key_file)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::load_layers;
+
+    fn settings(pairs: &[(&str, &str)]) -> super::Settings {
+        let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_layers(None, &vars).expect("settings")
+    }
+
+    #[test]
+    fn each_webhook_is_off_until_configured_and_half_a_login_is_an_error_naming_the_key() {
+        let none = settings(&[]);
+        assert!(none.postmark_credentials().unwrap().is_none());
+        assert!(none.mailgun_signing_key().unwrap().is_none());
+        let half = settings(&[("TIDINGS_WEBHOOKS__POSTMARK__USERNAME", "hooks")]);
+        let error = half.postmark_credentials().unwrap_err().to_string();
+        assert!(error.contains("webhooks.postmark.password"), "{error}");
+        let set = settings(&[
+            ("TIDINGS_WEBHOOKS__POSTMARK__USERNAME", "hooks"),
+            ("TIDINGS_WEBHOOKS__POSTMARK__PASSWORD", "pm-secret-value"),
+            ("TIDINGS_WEBHOOKS__MAILGUN__SIGNING_KEY", "mg-secret-value"),
+        ]);
+        assert_eq!(set.postmark_credentials().unwrap().map(|(user, _)| user).as_deref(), Some("hooks"));
+        assert!(set.mailgun_signing_key().unwrap().is_some());
+        let shown = format!("{set:?}");
+        assert!(!shown.contains("pm-secret-value") && !shown.contains("mg-secret-value"), "{shown}");
+    }
+}

@@ -159,6 +159,9 @@ pub trait Endpoint: Send + Sync {
     fn events(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, Refusal>;
 }
 
+/// A configured provider and its endpoint.
+type Configured = (Provider, Box<dyn Endpoint>);
+
 /// The answer to a webhook request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -179,7 +182,7 @@ pub struct Webhooks {
     store: Store,
     pipeline: Arc<Pipeline>,
     clock: Clock,
-    endpoints: Vec<(Provider, Box<dyn Endpoint>)>,
+    endpoints: Vec<Configured>,
     max_body_bytes: usize,
 }
 
@@ -194,15 +197,7 @@ impl Webhooks {
     /// The webhooks of `[webhooks]`; `None` when no provider is configured. Their pipeline is `[bounces]`'s, or
     /// one of the link keys and the bounce rules alone when no bounce address is set.
     pub fn from_settings(settings: &Settings, store: Store, clock: Clock) -> Result<Option<Self>, ConfigError> {
-        let mut endpoints: Vec<(Provider, Box<dyn Endpoint>)> = Vec::new();
-        for (provider, _, _) in PROVIDERS {
-            let endpoint: Option<Box<dyn Endpoint>> = match provider {
-                Provider::Postmark => postmark::Postmark::from_settings(settings)?.map(|e| Box::new(e) as _),
-                Provider::Sendgrid => sendgrid::Sendgrid::from_settings(settings)?.map(|e| Box::new(e) as _),
-                Provider::Mailgun => mailgun::Mailgun::from_settings(settings)?.map(|e| Box::new(e) as _),
-            };
-            endpoints.extend(endpoint.map(|endpoint| (provider, endpoint)));
-        }
+        let endpoints = endpoints(settings)?;
         if endpoints.is_empty() {
             return Ok(None);
         }
@@ -279,6 +274,28 @@ impl Webhooks {
             }
         }
     }
+}
+
+/// The endpoint of every configured provider, from the table.
+fn endpoints(settings: &Settings) -> Result<Vec<Configured>, ConfigError> {
+    let mut endpoints: Vec<Configured> = Vec::new();
+    for (provider, _, _) in PROVIDERS {
+        let endpoint: Option<Box<dyn Endpoint>> = match provider {
+            Provider::Postmark => postmark::Postmark::from_settings(settings)?.map(|e| Box::new(e) as _),
+            Provider::Sendgrid => sendgrid::Sendgrid::from_settings(settings)?.map(|e| Box::new(e) as _),
+            Provider::Mailgun => mailgun::Mailgun::from_settings(settings)?.map(|e| Box::new(e) as _),
+        };
+        endpoints.extend(endpoint.map(|endpoint| (provider, endpoint)));
+    }
+    Ok(endpoints)
+}
+
+/// The checks `serve` makes on `[webhooks]` (for `config check`): keys, credentials, tolerances, the pipeline.
+pub fn check_settings(settings: &Settings) -> Result<(), ConfigError> {
+    if !endpoints(settings)?.is_empty() {
+        Pipeline::for_webhooks(settings)?;
+    }
+    Ok(())
 }
 
 fn ok(message: String) -> Reply {

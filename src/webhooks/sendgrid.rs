@@ -124,6 +124,24 @@ fn event(record: &Value) -> Result<Option<ProviderEvent>, String> {
 mod tests {
     use super::*;
 
+    fn settings(key: &str) -> Result<Option<Sendgrid>, ConfigError> {
+        let vars =
+            std::collections::HashMap::from([("TIDINGS_WEBHOOKS__SENDGRID__PUBLIC_KEY".to_owned(), key.to_owned())]);
+        Sendgrid::from_settings(&crate::configuration::load_layers(None, &vars).expect("settings"))
+    }
+
+    #[test]
+    fn a_public_key_that_is_not_a_p256_key_is_refused_naming_the_setting() {
+        for bad in ["not base64!", "AAAA"] {
+            let error = settings(bad).err().expect("refused").to_string();
+            assert!(error.contains("webhooks.sendgrid.public_key"), "{error}");
+        }
+        assert!(settings("").unwrap().is_none());
+        // SendGrid's documented example key.
+        let example = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+        assert!(settings(example).unwrap().is_some());
+    }
+
     #[test]
     fn sendgrid_events_map_to_the_kinds_of_a_dsn() {
         let kind = |v: Value| event(&v).unwrap().map(|e| e.kind);
