@@ -16,10 +16,20 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Authenticated, Endpoint, Provider, ProviderEvent, Refusal, TRACE_KEYS, lookup, text_of};
+use super::{Authenticated, Endpoint, Mapping, Provider, ProviderEvent, Refusal, TRACE_KEYS, lookup, text_of};
 use crate::configuration::{ConfigError, Settings};
 use crate::domain::sha256_hex;
-use crate::reports::{self, BounceKind, DsnAction};
+use crate::reports::BounceKind;
+
+/// Mailgun's events that concern us, and their kinds (`event:severity` rows first); the others are left out. A
+/// temporary failure is delayed (Mailgun retries); a permanent one goes through the DSN table, and when that knows
+/// nothing (e.g. Mailgun's own `suppress-bounce`) it is hard.
+const EVENTS: [(&str, Mapping); 4] = [
+    ("failed:temporary", Mapping::Kind(BounceKind::Delayed)),
+    ("failed", Mapping::Failure { unknown: BounceKind::Hard }),
+    ("delivered", Mapping::Kind(BounceKind::Delivered)),
+    ("complained", Mapping::Kind(BounceKind::Complaint)),
+];
 
 /// The checked `[webhooks.mailgun]` settings.
 pub(super) struct Mailgun {
@@ -88,21 +98,10 @@ fn event(data: &Value) -> Result<Option<ProviderEvent>, String> {
         .filter_map(text_of)
         .collect::<Vec<_>>()
         .join(" ");
-    let (kind, status_code) = match name {
-        "failed" if data.get("severity").and_then(Value::as_str) == Some("temporary") => {
-            (BounceKind::Delayed, String::new())
-        }
-        "failed" => {
-            let stated = status.and_then(|s| text_of(s.get("enhanced-code")).or_else(|| text_of(s.get("code"))));
-            let verdict = reports::classify_relay_failure(stated.as_deref(), &text, DsnAction::Failed);
-            // A permanent failure the table knows nothing about (e.g. Mailgun's own `suppress-bounce`) is hard.
-            let kind = if verdict.kind == BounceKind::Unclassified { BounceKind::Hard } else { verdict.kind };
-            (kind, verdict.status.unwrap_or_default())
-        }
-        "delivered" => (BounceKind::Delivered, String::new()),
-        "complained" => (BounceKind::Complaint, String::new()),
-        _ => return Ok(None),
-    };
+    let specific = format!("{name}:{}", data.get("severity").and_then(Value::as_str).unwrap_or_default());
+    let Some(mapping) = Mapping::find(&EVENTS, &specific, name) else { return Ok(None) };
+    let stated = status.and_then(|s| text_of(s.get("enhanced-code")).or_else(|| text_of(s.get("code"))));
+    let (kind, status_code) = mapping.kind(stated.as_deref(), &text);
     let event_id = text_of(data.get("id")).ok_or_else(|| format!("a {name} event without an id"))?;
     let headers = data.get("message").and_then(|m| m.get("headers"));
     let mailgun_reason = text_of(data.get("reason")).unwrap_or_default();
@@ -135,6 +134,10 @@ mod tests {
         assert_eq!(kind(failed("temporary", 421, "try later")), Some(BounceKind::Delayed));
         assert_eq!(kind(serde_json::json!({"event": "complained", "id": "e2"})), Some(BounceKind::Complaint));
         assert_eq!(kind(serde_json::json!({"event": "opened", "id": "e3"})), None);
+        let suppressed =
+            serde_json::json!({"event": "failed", "id": "e5", "severity": "permanent", "reason": "suppress-bounce"});
+        assert_eq!(kind(suppressed), Some(BounceKind::Hard));
+        assert_eq!(kind(serde_json::json!({"event": "delivered", "id": "e6"})), Some(BounceKind::Delivered));
         let with_id = serde_json::json!({"event": "delivered", "id": "e4",
             "message": {"headers": {"message-id": "122.7.abc@example.com"}}});
         assert_eq!(event(&with_id).unwrap().unwrap().message_id.as_deref(), Some("122.7.abc@example.com"));

@@ -125,6 +125,36 @@ fn bracketed(id: &str) -> String {
     format!("<{id}>")
 }
 
+/// How a provider's event maps to a kind: one row of a provider's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// Always this kind.
+    Kind(BounceKind),
+    /// A failed recipient: its status and text go through the DSN table (`reports::classify_relay_failure`);
+    /// `unknown` is the kind when that table knows nothing.
+    Failure { unknown: BounceKind },
+}
+
+impl Mapping {
+    /// The row of `table` for `specific` (e.g. `bounce:blocked`), else for `name`; `None`: not our concern.
+    pub fn find(table: &[(&str, Mapping)], specific: &str, name: &str) -> Option<Mapping> {
+        let row = |key: &str| table.iter().find(|(k, _)| *k == key).map(|(_, mapping)| *mapping);
+        row(specific).or_else(|| row(name))
+    }
+
+    /// The kind and the settled enhanced status (empty when none) of an event with `stated` status and `text`.
+    pub fn kind(self, stated: Option<&str>, text: &str) -> (BounceKind, String) {
+        match self {
+            Mapping::Kind(kind) => (kind, String::new()),
+            Mapping::Failure { unknown } => {
+                let verdict = crate::reports::classify_relay_failure(stated, text, crate::reports::DsnAction::Failed);
+                let kind = if verdict.kind == BounceKind::Unclassified { unknown } else { verdict.kind };
+                (kind, verdict.status.unwrap_or_default())
+            }
+        }
+    }
+}
+
 /// Why a request is refused, and with which status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

@@ -189,5 +189,13 @@ mod tests {
         assert_eq!((spam.kind, spam.trace.as_deref()), (BounceKind::Complaint, Some("abc")));
         assert_eq!(read(&serde_json::json!({"RecordType": "Open", "ID": 1})).unwrap(), None);
         assert_eq!(read(&serde_json::json!({"RecordType": "Bounce"})).unwrap_err().status, 400);
+        for (bounce_type, kind) in BOUNCE_TYPES {
+            let record = serde_json::json!({"RecordType": "Bounce", "ID": 7, "Type": bounce_type});
+            assert_eq!(read(&record).unwrap().unwrap().kind, kind, "{bounce_type}");
+        }
+        let unknown = serde_json::json!({"RecordType": "Bounce", "ID": 8, "Type": "SomethingNew"});
+        assert_eq!(read(&unknown).unwrap().unwrap().kind, BounceKind::Unclassified);
+        let delivery = serde_json::json!({"RecordType": "Delivery", "MessageID": "m", "Recipient": "r@example.com"});
+        assert_eq!(read(&delivery).unwrap().unwrap().kind, BounceKind::Delivered);
     }
 }

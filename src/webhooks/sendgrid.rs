@@ -16,12 +16,24 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 
-use super::{Authenticated, Endpoint, Provider, ProviderEvent, Refusal, TRACE_KEYS, lookup, text_of};
+use super::{Authenticated, Endpoint, Mapping, Provider, ProviderEvent, Refusal, TRACE_KEYS, lookup, text_of};
 use crate::configuration::{ConfigError, Settings};
-use crate::reports::{self, BounceKind, DsnAction};
+use crate::reports::BounceKind;
 
 pub(crate) const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
+
+/// SendGrid's events that concern us, and their kinds (`event:type` rows first); the others are left out.
+/// A bounce goes through the DSN table; when that knows nothing, a `blocked` bounce (temporary, in SendGrid's
+/// words) is soft and any other hard. `dropped` (SendGrid's own suppression list) is recorded only.
+const EVENTS: [(&str, Mapping); 6] = [
+    ("bounce:blocked", Mapping::Failure { unknown: BounceKind::Soft }),
+    ("bounce", Mapping::Failure { unknown: BounceKind::Hard }),
+    ("deferred", Mapping::Kind(BounceKind::Delayed)),
+    ("delivered", Mapping::Kind(BounceKind::Delivered)),
+    ("dropped", Mapping::Kind(BounceKind::Unclassified)),
+    ("spamreport", Mapping::Kind(BounceKind::Complaint)),
+];
 
 /// The checked `[webhooks.sendgrid]` settings.
 pub(super) struct Sendgrid {
@@ -87,25 +99,9 @@ fn event(record: &Value) -> Result<Option<ProviderEvent>, String> {
     let name = record.get("event").and_then(Value::as_str).unwrap_or_default();
     let status = text_of(record.get("status"));
     let reason = text_of(record.get("reason")).or_else(|| text_of(record.get("response"))).unwrap_or_default();
-    let (kind, status_code) = match name {
-        "bounce" => {
-            let verdict = reports::classify_relay_failure(status.as_deref(), &reason, DsnAction::Failed);
-            // SendGrid's own split when the table knows nothing: a `blocked` bounce is temporary, a `bounce` is not.
-            let blocked = record.get("type").and_then(Value::as_str) == Some("blocked");
-            let kind = match verdict.kind {
-                BounceKind::Unclassified if blocked => BounceKind::Soft,
-                BounceKind::Unclassified => BounceKind::Hard,
-                kind => kind,
-            };
-            (kind, verdict.status.unwrap_or_default())
-        }
-        "deferred" => (BounceKind::Delayed, status.unwrap_or_default()),
-        "delivered" => (BounceKind::Delivered, String::new()),
-        // SendGrid did not send it (its own suppression lists): recorded, changes nothing.
-        "dropped" => (BounceKind::Unclassified, String::new()),
-        "spamreport" => (BounceKind::Complaint, String::new()),
-        _ => return Ok(None),
-    };
+    let specific = format!("{name}:{}", record.get("type").and_then(Value::as_str).unwrap_or_default());
+    let Some(mapping) = Mapping::find(&EVENTS, &specific, name) else { return Ok(None) };
+    let (kind, status_code) = mapping.kind(status.as_deref(), &reason);
     let event_id = text_of(record.get("sg_event_id")).ok_or_else(|| format!("a {name} event without sg_event_id"))?;
     let detail = if reason.is_empty() { name.to_owned() } else { format!("{name}: {reason}") };
     Ok(Some(ProviderEvent {
@@ -152,5 +148,14 @@ mod tests {
         assert_eq!(kind(serde_json::json!({"event": "delivered", "sg_event_id": "e3"})), Some(BounceKind::Delivered));
         assert_eq!(kind(serde_json::json!({"event": "open", "sg_event_id": "e4"})), None);
         assert!(event(&serde_json::json!({"event": "bounce"})).is_err());
+        let blocked =
+            serde_json::json!({"event": "bounce", "sg_event_id": "e5", "type": "blocked", "reason": "try later"});
+        assert_eq!(kind(blocked), Some(BounceKind::Soft));
+        assert_eq!(
+            kind(serde_json::json!({"event": "bounce", "sg_event_id": "e6", "type": "bounce"})),
+            Some(BounceKind::Hard)
+        );
+        assert_eq!(kind(serde_json::json!({"event": "deferred", "sg_event_id": "e7"})), Some(BounceKind::Delayed));
+        assert_eq!(kind(serde_json::json!({"event": "dropped", "sg_event_id": "e8"})), Some(BounceKind::Unclassified));
     }
 }
