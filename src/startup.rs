@@ -67,6 +67,8 @@ impl Application {
         let (confirmation_queue, requests) = mpsc::channel(CONFIRMATION_QUEUE);
         let confirmations = Confirmations::new(&settings, &lists, links.clone(), clock.clone(), requests)?;
         let (opens, open_writer) = crate::http::open_recorder(store.clone());
+        let webhooks =
+            crate::webhooks::Webhooks::from_settings(&settings, store.clone(), clock.clone())?.map(std::sync::Arc::new);
         let parts = WebParts {
             clock,
             links,
@@ -79,6 +81,7 @@ impl Application {
             default_list: settings.default_list.clone(),
             opens,
             confirmations: confirmation_queue,
+            webhooks,
         };
         let reports = report_listener(&settings, &store, &delivery.clock).await?;
         let pipeline = Pipeline::from_settings(&settings)?.map(std::sync::Arc::new);

@@ -170,7 +170,7 @@ enum Next {
 
 impl Session<'_> {
     async fn run(&mut self, stop: &CancellationToken) -> std::io::Result<()> {
-        let name = self.shared.pipeline.bounce.domain().to_owned();
+        let name = self.shared.pipeline.bounce.as_ref().map_or("localhost", |b| b.domain()).to_owned();
         let protocol = match self.shared.protocol {
             InboundProtocol::Smtp => "ESMTP",
             InboundProtocol::Lmtp => "LMTP",

@@ -24,7 +24,7 @@ pub use intake::Intake;
 pub use listener::{BounceListener, ListenerLimits};
 
 use crate::configuration::{ConfigError, Settings};
-use crate::domain::{BounceAddress, LinkKeys, read_trace, sha256_hex};
+use crate::domain::{BounceAddress, LinkKeys, ReturnPathFor, read_trace, sha256_hex};
 use crate::reports::{self, BounceKind, Report, ReportForm};
 use crate::store::{AppliedReport, Effect, NewReport, ReportTarget, ScoreRule, Store};
 
@@ -60,7 +60,9 @@ pub struct Guardrails {
 #[derive(Clone)]
 pub struct Pipeline {
     keys: LinkKeys,
-    bounce: BounceAddress,
+    /// `None` only for a pipeline built for the webhooks alone ([`Pipeline::for_webhooks`]): no return path
+    /// is then ours, and reports are matched by trace header or Message-ID.
+    bounce: Option<BounceAddress>,
     complaint_address: Option<String>,
     rule: ScoreRule,
     guardrails: Guardrails,
@@ -86,7 +88,7 @@ pub const EFFECTS: [(BounceKind, Effect); 8] = [
     (BounceKind::Unclassified, Effect::Nothing),
 ];
 
-fn effect_of(kind: BounceKind) -> Effect {
+pub(crate) fn effect_of(kind: BounceKind) -> Effect {
     EFFECTS.iter().find(|(k, _)| *k == kind).map_or(Effect::Nothing, |(_, effect)| *effect)
 }
 
@@ -108,6 +110,16 @@ impl Pipeline {
     /// The pipeline of `[bounces]`; `None` when no bounce address is configured.
     pub fn from_settings(settings: &Settings) -> Result<Option<Self>, ConfigError> {
         let Some(bounce) = settings.bounce_address()? else { return Ok(None) };
+        Self::build(settings, Some(bounce)).map(Some)
+    }
+
+    /// The pipeline the webhooks feed: the one of `[bounces]` when a bounce address is set, else one built from
+    /// the link keys and the `[bounces]` rules alone (a hosted relay's users may have no bounce domain).
+    pub fn for_webhooks(settings: &Settings) -> Result<Self, ConfigError> {
+        Self::build(settings, settings.bounce_address()?)
+    }
+
+    fn build(settings: &Settings, bounce: Option<BounceAddress>) -> Result<Self, ConfigError> {
         let b = &settings.bounces;
         let complaint_address = match b.complaint_address.trim() {
             "" => None,
@@ -124,7 +136,7 @@ impl Pipeline {
         if b.soft_threshold.is_nan() || b.soft_threshold < 1.0 {
             return Err(ConfigError::new("bounces.soft_threshold: must be at least 1"));
         }
-        Ok(Some(Self {
+        Ok(Self {
             keys: settings.link_keys()?,
             bounce,
             complaint_address,
@@ -136,7 +148,22 @@ impl Pipeline {
             },
             keep_raw_bytes: b.keep_raw_bytes,
             max_message_bytes: b.max_message_bytes,
-        }))
+        })
+    }
+
+    /// The keys that verify trace values.
+    pub(crate) fn keys(&self) -> &LinkKeys {
+        &self.keys
+    }
+
+    /// Bytes of a report's raw text that are stored.
+    pub(crate) fn keep_raw_bytes(&self) -> usize {
+        self.keep_raw_bytes
+    }
+
+    /// `text` with every address removed but the bounce domain's.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        reports::scrub_addresses(text, |address| self.is_ours(address))
     }
 
     /// The largest message taken, in bytes.
@@ -147,7 +174,7 @@ impl Pipeline {
     /// Whether the listener takes mail for `recipient`: a valid signed return path or the complaint address.
     pub fn accepts_recipient(&self, recipient: &str) -> bool {
         let recipient = recipient.trim().trim_start_matches('<').trim_end_matches('>');
-        self.bounce.read(&self.keys, recipient).is_ok()
+        self.bounce.as_ref().is_some_and(|bounce| bounce.read(&self.keys, recipient).is_ok())
             || self.complaint_address.as_deref().is_some_and(|c| recipient.eq_ignore_ascii_case(c))
     }
 
@@ -269,7 +296,7 @@ impl Pipeline {
     /// What a report is about: the envelope's signed return path, else the original's signed trace header,
     /// else the original's Message-ID. A forged or altered token is no key at all.
     fn target(&self, report: Option<&Report>, recipients: &[String]) -> ReportTarget {
-        if let Some(what) = recipients.iter().find_map(|r| self.bounce.read(&self.keys, r).ok()) {
+        if let Some(what) = recipients.iter().find_map(|r| self.read_return_path(r)) {
             return ReportTarget::Signed { what, matched_by: "return-path" };
         }
         let Some(report) = report else { return ReportTarget::Unmatched };
@@ -277,7 +304,7 @@ impl Pipeline {
             return ReportTarget::Signed { what, matched_by: "trace-header" };
         }
         // A return path quoted in the report (some MTAs name the original envelope sender).
-        if let Some(what) = report.original_recipients.iter().find_map(|r| self.bounce.read(&self.keys, r).ok()) {
+        if let Some(what) = report.original_recipients.iter().find_map(|r| self.read_return_path(r)) {
             return ReportTarget::Signed { what, matched_by: "return-path" };
         }
         if !report.original_message_ids.is_empty() {
@@ -286,9 +313,14 @@ impl Pipeline {
         ReportTarget::Unmatched
     }
 
+    fn read_return_path(&self, address: &str) -> Option<ReturnPathFor> {
+        self.bounce.as_ref()?.read(&self.keys, address).ok()
+    }
+
     /// Addresses that are ours (the bounce domain): kept in stored reports; every other address is removed.
     fn is_ours(&self, address: &str) -> bool {
-        address.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(self.bounce.domain()))
+        let Some(bounce) = &self.bounce else { return false };
+        address.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(bounce.domain()))
     }
 }
 

@@ -149,11 +149,13 @@ fn flatten(prefix: &str, table: &toml::Table, layer: &Layer, into: &mut BTreeMap
 /// The secrets this configuration resolves to (from any layer or `*_file`), to be scrubbed wherever they
 /// appear. Short ones are left out: scrubbing "1" would garble every number.
 fn resolved_secrets(settings: &Settings) -> Vec<SecretString> {
-    let mut secrets: Vec<SecretString> = [settings.smtp_password(), settings.dkim_private_key()]
-        .into_iter()
-        .filter_map(|secret| secret.ok().flatten())
-        .collect();
+    let mut secrets: Vec<SecretString> =
+        [settings.smtp_password(), settings.dkim_private_key(), settings.mailgun_signing_key()]
+            .into_iter()
+            .filter_map(|secret| secret.ok().flatten())
+            .collect();
     secrets.extend(settings.links.signing_keys.clone());
+    secrets.extend(settings.postmark_credentials().ok().flatten().map(|(_, password)| password));
     if let Ok(Some(spec)) = super::secret::resolve(
         "links.signing_keys",
         settings.links.signing_keys.as_ref(),

@@ -21,8 +21,14 @@ pub(super) const ENV_PREFIX: &str = "TIDINGS_";
 /// Names the config file when `--config` is not given; not itself a setting.
 pub(super) const CONFIG_VAR: &str = "TIDINGS_CONFIG";
 /// Keys that hold secrets, which may not sit in a file that others can read.
-pub(super) const SECRET_KEYS: [&str; 4] =
-    ["smtp.password", "links.signing_keys", "dkim.private_key", "bounces.imap.password"];
+pub(super) const SECRET_KEYS: [&str; 6] = [
+    "smtp.password",
+    "links.signing_keys",
+    "dkim.private_key",
+    "bounces.imap.password",
+    "webhooks.postmark.password",
+    "webhooks.mailgun.signing_key",
+];
 
 /// A configuration problem, as one line that names the key or file and the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +256,7 @@ mod tests {
             err,
             "the environment: nope.x (variable TIDINGS_NOPE__X): unknown key (unknown field `nope`, expected one \
              of `default_list`, `database`, `transport`, `outbox`, `smtp`, `delivery`, `http`, `sender`, `links`, \
-             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `lists`)"
+             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `webhooks`, `lists`)"
         );
     }
 

@@ -7,6 +7,7 @@ mod explain;
 mod invocation;
 mod load;
 mod secret;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ListSlug, ListSpec, We
 pub use explain::{Entry, Explained, Layer, REDACTED, explain, explain_layers};
 pub use invocation::invocation;
 pub use load::{ConfigError, load, load_layers};
+pub use webhooks::{MailgunSettings, PostmarkSettings, SendgridSettings, WebhookSettings};
 
 /// Every setting. Field docs give the meaning; `config/default.toml` gives the defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub bounces: BounceSettings,
+    pub webhooks: WebhookSettings,
     /// Lists by short name.
     pub lists: BTreeMap<String, ListSettings>,
 }

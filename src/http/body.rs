@@ -32,7 +32,7 @@ enum Unread {
 
 /// Reads the request's body into memory before the rest of the stack sees the request.
 pub(crate) async fn read_whole(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = state.web.settings.max_body_bytes as u64;
+    let limit = state.body_limit(request.uri().path()) as u64;
     let (parts, body) = request.into_parts();
     let announced = (parts.headers.get(CONTENT_LENGTH))
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())

@@ -227,15 +227,19 @@ pub(crate) fn trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<IpNet>> 
         .collect()
 }
 
-/// Rate-limits pages and forms per client address. The open pixel, `/healthz`, `/readyz` and `/metrics` are exempt.
+/// Rate-limits pages and forms per client address. The open pixel, `/healthz`, `/readyz`, `/metrics` and the
+/// relays' webhooks (which post from a few addresses and authenticate every request) are exempt.
 pub(crate) async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(ip) = client_ip(&request, state.web.client_ip_header.as_ref(), &state.web.trusted_proxies) else {
         return next.run(request).await;
     };
     request.extensions_mut().insert(ClientIp(ip));
     let path = request.uri().path();
-    let exempt =
-        path.starts_with(crate::domain::OPEN_PATH) || path == "/healthz" || path == "/readyz" || path == "/metrics";
+    let exempt = path.starts_with(crate::domain::OPEN_PATH)
+        || path.starts_with(crate::webhooks::WEBHOOK_PREFIX)
+        || path == "/healthz"
+        || path == "/readyz"
+        || path == "/metrics";
     let subscribing = request.method() == Method::POST && (path == "/subscribe" || path == "/api/subscribe");
     if !exempt && let Err(wait) = state.web.limits.check(limiter_key(ip), subscribing) {
         let seconds = wait.as_secs().max(1).to_string();

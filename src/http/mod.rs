@@ -24,6 +24,7 @@ mod server;
 mod subscribe;
 mod unsubscribe;
 mod view;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub struct WebParts {
     pub default_list: String,
     pub opens: OpenRecorder,
     pub confirmations: mpsc::Sender<ConfirmationRequest>,
+    /// The relays' webhooks, when any is configured (`[webhooks]`).
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 /// What the handlers share.
@@ -132,6 +135,7 @@ struct Web {
     confirmations: mpsc::Sender<ConfirmationRequest>,
     metrics: metrics::HttpMetrics,
     limits: guard::Limits,
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl AppState {
@@ -162,6 +166,7 @@ impl AppState {
             opens: parts.opens,
             confirmations: parts.confirmations,
             metrics: metrics::HttpMetrics::default(),
+            webhooks: parts.webhooks,
         };
         Ok(AppState { store, web: Arc::new(web) })
     }
@@ -170,6 +175,14 @@ impl AppState {
     /// answers with the one 404 page.
     fn verify(&self, token: &str, purpose: Purpose) -> Option<LinkClaims> {
         self.web.links.keys().verify(token, purpose).ok()
+    }
+
+    /// The largest body a request to `path` may have: the webhooks' limit under their prefix, else the web's.
+    fn body_limit(&self, path: &str) -> usize {
+        match &self.web.webhooks {
+            Some(webhooks) if path.starts_with(crate::webhooks::WEBHOOK_PREFIX) => webhooks.max_body_bytes(),
+            _ => self.web.settings.max_body_bytes,
+        }
     }
 
     fn not_found(&self) -> axum::response::Response {
@@ -204,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route("/api/subscribe", post(subscribe::api))
         .route(&format!("{CONFIRM_PATH}{{token}}"), get(subscribe::show_confirm).post(subscribe::confirm))
+        .merge(webhooks::routes(state.web.webhooks.as_ref()))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn_with_state(state.clone(), guard::limit))

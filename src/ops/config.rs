@@ -90,6 +90,7 @@ fn problems(settings: &Settings) -> Vec<String> {
             .map(drop)
             .map_err(|e| anyhow!("log.level: `{}` is not a valid filter ({e})", settings.log.level)),
         templates(settings),
+        crate::webhooks::check_settings(settings).map_err(Into::into),
     ];
     checks.into_iter().filter_map(Result::err).map(|e| format!("{e:#}")).collect()
 }

@@ -18,12 +18,14 @@ mod original;
 mod plain;
 mod read;
 mod recognise;
+mod relay;
 mod status;
 
 use std::fmt;
 
 pub use address::scrub_addresses;
 pub use read::read_report;
+pub use relay::{RelayVerdict, classify_relay_failure};
 
 use read::{content_type, part_text};
 

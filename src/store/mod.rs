@@ -25,6 +25,7 @@ mod subscribers;
 mod suppressions;
 mod wake;
 mod web;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

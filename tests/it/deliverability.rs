@@ -320,7 +320,7 @@ both_backends! {
 
         // The report of the last issue has the list's section with the same figures (its window: 30 days).
         let path = history.db.dir.path().join("report.html");
-        history.run(Command::Report { number: 131, out: path.clone(), list: None }).await;
+        history.run(Command::Report { number: Some(131), last: None, out: path.clone(), list: None }).await;
         let html = std::fs::read_to_string(&path).expect("the report");
         assert!(html.contains(r#"data-rate="complaint" data-value="0.005376" data-verdict="critical""#), "{html}");
         for provider in month["providers"].as_array().expect("providers") {

@@ -31,3 +31,4 @@ mod subscribers;
 mod upgrade;
 mod wake;
 mod web;
+mod webhooks;

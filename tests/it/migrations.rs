@@ -59,7 +59,7 @@ both_backends! {
             [
                 "bounce_reports", "clicks", "daemons", "deliveries", "events", "imap_cursors", "issue_links",
                 "issue_slots", "issues", "lists", "opens", "relay_circuits", "relay_pace", "relay_usage", "subscribers",
-                "subscriptions", "suppression_changes", "suppressions", "votes"
+                "subscriptions", "suppression_changes", "suppressions", "votes", "webhook_tokens"
             ]
         );
         assert!(schema["deliveries"].contains(&"message_id".to_owned()));
