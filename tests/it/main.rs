@@ -12,6 +12,8 @@ mod cli_output;
 mod config;
 mod daemon;
 mod delivery;
+mod email_clients;
+mod email_markup;
 mod imap;
 mod import;
 mod issues;
