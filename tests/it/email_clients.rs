@@ -83,7 +83,9 @@ const MEASURE: &str = r#"(function () {
     return { shown: a.innerText.replace(/\s+/g, ''), numberHeight: box.height,
              numberSize: number ? parseFloat(getComputedStyle(number).fontSize) : 0 };
   });
-  return { innerWidth: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, links: links, stars: stars };
+  var card = document.querySelector('.t-card').getBoundingClientRect(), text = getComputedStyle(document.querySelector('td.t-body'));
+  return { innerWidth: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, links: links, stars: stars,
+           cardTop: card.top + window.scrollY, sidePadding: [parseFloat(text.paddingLeft), parseFloat(text.paddingRight)] };
 })()"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +109,13 @@ async fn the_email_fits_every_width_with_images_off_and_every_link_and_star_numb
                     if width == 375 {
                         assert!(link["height"].as_f64() >= Some(44.0), "too small to tap at {case}: {link}");
                     }
+                }
+                if width >= 600 {
+                    assert!(measured["cardTop"].as_f64() >= Some(16.0), "{case}: the card touches the top edge");
+                }
+                if !stripped {
+                    let side = if width < 480 { 16 } else { 28 };
+                    assert_eq!(measured["sidePadding"], serde_json::json!([side, side]), "{case}");
                 }
                 let stars = measured["stars"].as_array().expect("stars");
                 assert_eq!(stars.len(), 5, "{case}");
