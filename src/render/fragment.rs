@@ -2,7 +2,8 @@
 //! references (for the text template), both generated from the same parsed [`Block`]s.
 //!
 //! This file owns HTML escaping and the link numbering shared by the text part and click tracking. It must not
-//! add styling: the look belongs to the templates' `<mj-style>`.
+//! add styling: the look belongs to the templates, which write it inline through the `inline_styles` filter
+//! (`inline.rs`), so the tags written here must stay the ones that filter knows.
 
 use std::borrow::Cow;
 

@@ -14,6 +14,7 @@
 mod compiled;
 mod error;
 mod fragment;
+mod inline;
 mod markdown;
 mod mjml;
 mod slots;

@@ -14,6 +14,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use super::error::RenderError;
 use super::fragment::push_escaped;
+use super::inline::inline_styles;
 use super::text::wrap;
 
 /// The top-level templates; partials live under `partials/` and are found through `{% include %}`.
@@ -41,6 +42,8 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "partials/rating.mjml",
     "partials/footer.mjml",
     "partials/identity.mjml",
+    "partials/look.mjml",
+    "partials/filler.mjml",
 );
 
 /// The digest and confirmation templates with their partials, parsed and ready to render. Build it once
@@ -112,6 +115,7 @@ impl Templates {
         env.set_auto_escape_callback(|name| if name.ends_with(".mjml") { AutoEscape::Html } else { AutoEscape::None });
         env.set_formatter(format_value);
         env.add_filter("wrap", |text: String, width: Option<usize>| wrap(&text, width.unwrap_or(72)));
+        env.add_filter("inline_styles", inline_styles);
         for (name, source) in &sources {
             env.add_template_owned(name.clone(), source.clone()).map_err(|error| template_error(&sources, error))?;
         }

@@ -14,6 +14,8 @@ mod config;
 mod daemon;
 mod deliverability;
 mod delivery;
+mod email_clients;
+mod email_markup;
 mod imap;
 mod import;
 mod issues;

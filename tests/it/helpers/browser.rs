@@ -332,3 +332,12 @@ impl Page<'_> {
         }
     }
 }
+
+/// Steps the email tests add.
+impl Page<'_> {
+    /// Blocks every load from the network from now on: the page shows as a mail client with images off does.
+    pub async fn block_remote_loads(&self) {
+        self.call("Network.enable", json!({})).await;
+        self.call("Network.setBlockedURLs", json!({ "urls": ["http://*", "https://*"] })).await;
+    }
+}
