@@ -42,6 +42,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub bounces: BounceSettings,
+    pub doctor: DoctorSettings,
     /// Lists by short name.
     pub lists: BTreeMap<String, ListSettings>,
 }
@@ -298,6 +299,16 @@ pub enum ImapTls {
     Starttls,
     /// Plaintext, allowed only to a loopback host.
     None,
+}
+
+/// `[doctor]`: how `tidings doctor` looks things up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorSettings {
+    /// `IP:PORT` of the DNS server asked about the sender's records; empty: the system's (`/etc/resolv.conf`).
+    pub nameserver: String,
+    /// Limit for each DNS question and for the relay's connection and commands.
+    pub timeout: SignedDuration,
 }
 
 /// The inbound listener's protocol.

@@ -72,8 +72,23 @@ pub(crate) async fn open(
     tls: &TlsSetup,
     hello: &ClientId,
 ) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
+    open_traced(config, tls, hello, &mut Stage::Connect).await
+}
+
+/// [`open`], keeping in `stage` the step it reached, so a failure can be told apart by where it happened
+/// (`tidings doctor` reports reachability, TLS and AUTH separately).
+pub(crate) async fn open_traced(
+    config: &SmtpConfig,
+    tls: &TlsSetup,
+    hello: &ClientId,
+    stage: &mut Stage,
+) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
     let relay = format!("{}:{}", config.host, config.port);
+    *stage = Stage::Connect;
     let stream = tcp(config, &relay).await?;
+    if matches!(tls, TlsSetup::Implicit { .. }) {
+        *stage = Stage::Tls;
+    }
     let stream: Box<dyn AsyncTokioStream> = match tls {
         TlsSetup::Implicit { connector, server_name } => {
             match timeout(config.connect_timeout, connector.connect(server_name.clone(), stream)).await {
@@ -88,10 +103,12 @@ pub(crate) async fn open(
         TlsSetup::Starttls(_) | TlsSetup::Plain => Box::new(stream),
     };
     let limit = config.command_timeout;
+    *stage = Stage::Hello;
     let mut connection = step(Stage::Hello, limit, AsyncSmtpConnection::connect_with_transport(stream, hello))
         .await
         .map_err(|f| f.outcome)?;
     if let TlsSetup::Starttls(parameters) = tls {
+        *stage = Stage::Tls;
         if !connection.can_starttls() {
             // Nothing but EHLO was said, so a polite QUIT gives nothing away.
             let _ = timeout(limit, connection.quit()).await;
@@ -100,6 +117,7 @@ pub(crate) async fn open(
         }
         step(Stage::Tls, limit, connection.starttls(parameters.clone(), hello)).await.map_err(|f| f.outcome)?;
     }
+    *stage = Stage::Auth;
     authenticate(&mut connection, config, &relay).await?;
     tracing::debug!(%relay, encrypted = !matches!(tls, TlsSetup::Plain), "connected to the relay");
     Ok(Box::new(connection))

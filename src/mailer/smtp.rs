@@ -14,7 +14,9 @@ use lettre::transport::smtp::extension::ClientId;
 use secrecy::SecretString;
 use tracing::Instrument;
 
-use super::connect::{TlsSetup, open};
+use super::classify::Stage;
+use super::connect::{TlsSetup, open, open_traced};
+use super::probe::{ProbeFailure, ProbeStep, RelayProbe};
 use super::transaction::{Next, quit, transaction};
 use super::{BuiltMessage, Gate, SendOutcome, delivery_part};
 
@@ -177,6 +179,20 @@ impl SmtpSender {
     /// Whether messages for this relay may carry 8-bit bodies (see [`crate::mailer::Outgoing::eight_bit`]).
     pub fn accepts_8bit(&self) -> bool {
         self.eight_bit
+    }
+
+    /// Opens a connection as sending would (TCP, EHLO, STARTTLS or TLS, AUTH), then QUIT: no message is sent.
+    /// For `tidings doctor`.
+    pub async fn probe(&mut self) -> Result<RelayProbe, ProbeFailure> {
+        let mut stage = Stage::Connect;
+        match open_traced(&self.config, &self.tls, &self.hello, &mut stage).await {
+            Ok(connection) => {
+                quit(connection, self.config.command_timeout).await;
+                let encrypted = !matches!(self.tls, TlsSetup::Plain);
+                Ok(RelayProbe { encrypted, authenticated: self.config.username.is_some() })
+            }
+            Err(outcome) => Err(ProbeFailure { step: ProbeStep::from_stage(stage), outcome }),
+        }
     }
 
     /// Ends the conversation politely (QUIT), if there is one.
