@@ -95,6 +95,9 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub password: Option<SecretString>,
     pub password_file: String,
+    /// A PEM file of certificates trusted besides the Mozilla roots (a relay with a private CA); empty: none.
+    #[serde(default)]
+    pub ca_file: String,
     pub pool_size: u32,
     pub connect_timeout: SignedDuration,
     pub command_timeout: SignedDuration,

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::transport::smtp::client::AsyncSmtpConnection;
@@ -47,6 +48,8 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     /// The name given in EHLO; `None`: this machine's host name.
     pub hello_name: Option<String>,
+    /// A PEM file of certificates trusted besides the Mozilla roots (a relay with a private CA); `None`: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -60,6 +63,7 @@ impl fmt::Debug for SmtpConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("hello_name", &self.hello_name)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -130,7 +134,7 @@ impl SmtpSender {
                 Err(_) => ClientId::Domain(name.to_owned()),
             },
         };
-        let tls = TlsSetup::new(config.tls, &config.host).map_err(SmtpConfigError)?;
+        let tls = TlsSetup::new(config.tls, &config.host, config.ca_file.as_deref()).map_err(SmtpConfigError)?;
         Ok(Self { config, tls, hello, connection: None, eight_bit: true })
     }
 
@@ -226,6 +230,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
             hello_name: Some("tidings.test".to_owned()),
+            ca_file: None,
         }
     }
 
