@@ -106,6 +106,7 @@ impl fmt::Display for SendOutcome {
 /// What the delivery engine holds per task: one SMTP connection or the outbox folder, chosen by
 /// `transport.kind`.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per connection, a handful per daemon: boxing would save nothing")]
 pub enum Sender {
     Smtp(SmtpSender),
     Outbox(OutboxSender),

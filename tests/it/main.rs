@@ -12,6 +12,7 @@ mod cli_output;
 mod config;
 mod daemon;
 mod delivery;
+mod doctor;
 mod imap;
 mod import;
 mod issues;
