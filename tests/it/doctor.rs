@@ -187,6 +187,18 @@ const BROKEN: &[Broken] = &[
         says: "needs 13 DNS lookups, over the limit of 10",
     },
     Broken {
+        name: "an SPF include loop",
+        zone: |z| {
+            z.without_txt("news.test", "v=spf1")
+                .txt("news.test", "v=spf1 include:loop.spf.test -all")
+                .txt("loop.spf.test", "v=spf1 include:news.test -all")
+        },
+        settings: &[],
+        plaintext_relay: false,
+        fails: "spf-lookups",
+        says: "needs at least 31 DNS lookups",
+    },
+    Broken {
         name: "DKIM record with another key",
         zone: |z| {
             z.without_txt("s1._domainkey.news.test", "v=DKIM1").txt("s1._domainkey.news.test", &dkim_record(OTHER_SEED))
@@ -279,6 +291,14 @@ const BROKEN: &[Broken] = &[
         says: "535",
     },
     Broken {
+        name: "a relay certificate from an unknown CA",
+        zone: |z| z,
+        settings: &[("TIDINGS_SMTP__CA_FILE", "")],
+        plaintext_relay: false,
+        fails: "relay-tls",
+        says: "certificate",
+    },
+    Broken {
         name: "a relay without STARTTLS",
         zone: |z| z,
         settings: &[("TIDINGS_SMTP__USERNAME", ""), ("TIDINGS_SMTP__PASSWORD", "")],
@@ -362,4 +382,22 @@ async fn the_binary_prints_each_check_and_exits_1_when_one_fails_and_0_when_none
     let fine = tidings_with_env(&["doctor"], &env, dir.path());
     assert_eq!(fine.code, Some(0), "{}{}", fine.stdout, fine.stderr);
     assert!(fine.stdout.contains("every check passed"), "{}", fine.stdout);
+}
+
+#[tokio::test]
+async fn an_rsa_key_published_across_several_txt_strings_is_read_whole() {
+    let pem = std::process::Command::new("openssl").args(["genrsa", "2048"]).output().expect("openssl");
+    assert!(pem.status.success());
+    let pem = String::from_utf8(pem.stdout).expect("PEM");
+    let record = DkimSigner::new("news.test", "s1", DkimAlgorithm::RsaSha256, &pem).expect("RSA key").dns_record();
+    assert!(record.len() > 255, "a 2048-bit key does not fit one TXT string");
+    let zone = good_zone().without_txt("s1._domainkey.news.test", "v=DKIM1").txt("s1._domainkey.news.test", &record);
+    let Some(dns) = DnsServer::start(&zone).await else { return };
+    let relay = TlsRelay::start(USER, PASSWORD).await;
+    let rsa = [("TIDINGS_DKIM__ALGORITHM", "rsa-sha256"), ("TIDINGS_DKIM__PRIVATE_KEY", pem.as_str())];
+
+    let (code, report) = doctor(&with(&good_settings(&dns, &relay), &rsa)).await;
+
+    assert_eq!(check(&report, "dkim")["status"], "ok", "{report:#}");
+    assert_eq!(code, ExitCode::SUCCESS, "{report:#}");
 }
