@@ -36,51 +36,41 @@ pub(crate) async fn run(settings: &Settings, checks: &mut Vec<Check>) {
         }
     };
     let (tls_ok, auth_ok) = tls_and_auth_texts(settings, &relay);
-    let not_checked = |what: &str| format!("not checked: {what}");
-    match sender.probe().await {
-        Ok(_) => {
-            checks.push(Check::ok("relay", G, format!("{relay} answers EHLO")));
-            checks.push(tls_check(settings, Ok(tls_ok)));
-            checks.push(Check::ok("relay-auth", G, auth_ok));
-        }
+    let reachable = || Check::ok("relay", G, format!("{relay} is reachable and answers"));
+    let unchecked = |id, why: &str| Check::warning(id, G, format!("not checked: {why}"), "fix the check above first");
+    // Each step that failed: what it means for the three checks.
+    let answers = match sender.probe().await {
+        Ok(_) => [reachable(), Check::ok("relay-tls", G, tls_ok), Check::ok("relay-auth", G, auth_ok)],
         Err(failure) => {
-            let reason = explain(&failure.outcome);
-            let (reached, tls, auth) = match failure.step {
-                ProbeStep::Connect | ProbeStep::Hello => (Err(reason), not_checked("the relay did not answer"), None),
-                ProbeStep::Tls => (Ok(()), reason, None),
-                ProbeStep::Auth => (Ok(()), tls_ok, Some(reason)),
-            };
-            checks.push(match reached {
-                Ok(()) => Check::ok("relay", G, format!("{relay} answers EHLO")),
-                Err(why) => Check::failure(
-                    "relay",
-                    G,
-                    why,
-                    format!("check smtp.host and smtp.port ({relay}) and that the relay lets this machine connect"),
-                ),
-            });
-            let tls_reached = failure.step != ProbeStep::Connect && failure.step != ProbeStep::Hello;
-            checks.push(match (tls_reached, failure.step) {
-                (false, _) => Check::warning("relay-tls", G, tls, "fix the relay check first"),
-                (true, ProbeStep::Tls) => tls_check(settings, Err(tls)),
-                (true, _) => tls_check(settings, Ok(tls)),
-            });
-            checks.push(match auth {
-                Some(why) => Check::failure(
-                    "relay-auth",
-                    G,
-                    why,
-                    "check smtp.username and the password (TIDINGS_SMTP__PASSWORD or smtp.password_file)",
-                ),
-                None => Check::warning(
-                    "relay-auth",
-                    G,
-                    not_checked("the connection stopped before AUTH"),
-                    "fix the checks above first",
-                ),
-            });
+            let why = explain(&failure.outcome);
+            match failure.step {
+                ProbeStep::Connect | ProbeStep::Hello => [
+                    Check::failure(
+                        "relay",
+                        G,
+                        why,
+                        format!("check smtp.host and smtp.port ({relay}) and that the relay lets this machine connect"),
+                    ),
+                    unchecked("relay-tls", "the relay did not answer"),
+                    unchecked("relay-auth", "the relay did not answer"),
+                ],
+                ProbeStep::Tls => {
+                    [reachable(), tls_failure(settings, why), unchecked("relay-auth", "no TLS, so no AUTH was tried")]
+                }
+                ProbeStep::Auth => [
+                    reachable(),
+                    Check::ok("relay-tls", G, tls_ok),
+                    Check::failure(
+                        "relay-auth",
+                        G,
+                        why,
+                        "check smtp.username and the password (TIDINGS_SMTP__PASSWORD or smtp.password_file)",
+                    ),
+                ],
+            }
         }
-    }
+    };
+    checks.extend(answers);
 }
 
 /// What a successful TLS step and AUTH step mean with these settings.
@@ -99,21 +89,18 @@ fn tls_and_auth_texts(settings: &Settings, relay: &str) -> (String, String) {
     (tls, auth)
 }
 
-fn tls_check(settings: &Settings, result: Result<String, String>) -> Check {
-    match result {
-        Ok(message) => Check::ok("relay-tls", G, message),
-        Err(why) => {
-            let fix = match settings.smtp.tls {
-                TlsMode::Wrapper => {
-                    "use the relay's TLS port (465) and a certificate for smtp.host, or smtp.tls = \"required\" on 587"
-                }
-                _ => {
-                    "enable STARTTLS on the relay with a certificate for smtp.host (or use its TLS port: smtp.tls = \"wrapper\", 465)"
-                }
-            };
-            Check::failure("relay-tls", G, why, fix)
+fn tls_failure(settings: &Settings, why: String) -> Check {
+    let fix = match settings.smtp.tls {
+        TlsMode::Wrapper => {
+            "use the relay's TLS port (465) with a certificate for smtp.host (a private CA: smtp.ca_file), or \
+             smtp.tls = \"required\" on 587"
         }
-    }
+        _ => {
+            "enable STARTTLS on the relay with a certificate for smtp.host (a private CA: smtp.ca_file), or use its \
+             TLS port (smtp.tls = \"wrapper\", 465)"
+        }
+    };
+    Check::failure("relay-tls", G, why, fix)
 }
 
 /// The outcome's own words (the relay's reply or what went wrong). Printed to the operator, never logged.
