@@ -310,7 +310,7 @@ pub enum ImapTls {
 pub struct DoctorSettings {
     /// `IP:PORT` of the DNS server asked about the sender's records; empty: the system's (`/etc/resolv.conf`).
     pub nameserver: String,
-    /// Limit for each DNS question and for the relay's connection and commands.
+    /// Limit for each DNS question; the relay check keeps `[smtp]`'s own timeouts, as sending does.
     pub timeout: SignedDuration,
 }
 
