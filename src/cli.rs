@@ -178,6 +178,20 @@ pub enum Command {
         list: Option<String>,
     },
 
+    /// Check what Gmail, Yahoo and Outlook.com check before they take bulk mail: SPF, DKIM and DMARC in DNS
+    /// and their alignment with From, the relay (reachable, STARTTLS, AUTH; no message is sent) and the
+    /// settings behind one-click unsubscribe and the footer. Each check says ok, warning or failure, and how to
+    /// fix it. Exit status 1 when a check failed; warnings do not fail.
+    #[command(
+        after_help = "Example:\n  tidings doctor\n  tidings doctor --json | jq '.checks[] | select(.status != \"ok\")'"
+    )]
+    Doctor {
+        /// Print JSON: `ok`, `failures`, `warnings` and `checks` (each with `id`, `group`, `status`, `message`,
+        /// `fix`).
+        #[arg(long)]
+        json: bool,
+    },
+
     #[command(flatten)]
     Ops(OpsCommand),
 }

@@ -5,6 +5,7 @@ pub mod bounces;
 pub mod cli;
 pub mod clock;
 pub mod configuration;
+pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod mailer;

@@ -474,6 +474,7 @@ pub fn senders(settings: &Settings, count: usize) -> anyhow::Result<Vec<Sender>>
                     connect_timeout: Duration::try_from(smtp.connect_timeout).unwrap_or(Duration::from_secs(10)),
                     command_timeout: Duration::try_from(smtp.command_timeout).unwrap_or(Duration::from_secs(60)),
                     hello_name: None,
+                    ca_file: (!smtp.ca_file.trim().is_empty()).then(|| smtp.ca_file.trim().into()),
                 };
                 senders.push(Sender::Smtp(mailer::SmtpSender::new(config).map_err(|e| anyhow!("{e}"))?));
             }

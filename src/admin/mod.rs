@@ -106,6 +106,8 @@ pub async fn run_with_clock(
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo::run(settings, clock, out).await,
+        // Opens no database: it asks DNS and the relay only.
+        Command::Doctor { json } => crate::doctor::run(&settings, json, out).await,
         // `main` runs these before loading settings (so `--config` reaches them); here they see the environment.
         Command::Ops(command) => crate::ops::run(command, None, out),
         Command::Queue { weeks, list, json } => {

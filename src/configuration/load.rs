@@ -226,7 +226,7 @@ mod tests {
     }
 
     /// serde's list of the `[smtp]` keys, as it ends every unknown-key message about that section.
-    const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, \
+    const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, `ca_file`, \
                              `pool_size`, `connect_timeout`, `command_timeout` for key `smtp`";
 
     #[test]
@@ -256,7 +256,7 @@ mod tests {
             err,
             "the environment: nope.x (variable TIDINGS_NOPE__X): unknown key (unknown field `nope`, expected one \
              of `default_list`, `database`, `transport`, `outbox`, `smtp`, `delivery`, `http`, `sender`, `links`, \
-             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `webhooks`, `lists`)"
+             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `webhooks`, `doctor`, `lists`)"
         );
     }
 

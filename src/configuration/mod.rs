@@ -45,6 +45,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub bounces: BounceSettings,
     pub webhooks: WebhookSettings,
+    pub doctor: DoctorSettings,
     /// Lists by short name.
     pub lists: BTreeMap<String, ListSettings>,
 }
@@ -97,6 +98,9 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub password: Option<SecretString>,
     pub password_file: String,
+    /// A PEM file of certificates trusted besides the Mozilla roots (a relay with a private CA); empty: none.
+    #[serde(default)]
+    pub ca_file: String,
     pub pool_size: u32,
     pub connect_timeout: SignedDuration,
     pub command_timeout: SignedDuration,
@@ -301,6 +305,16 @@ pub enum ImapTls {
     Starttls,
     /// Plaintext, allowed only to a loopback host.
     None,
+}
+
+/// `[doctor]`: how `tidings doctor` looks things up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorSettings {
+    /// `IP:PORT` of the DNS server asked about the sender's records; empty: the system's (`/etc/resolv.conf`).
+    pub nameserver: String,
+    /// Limit for each DNS question; the relay check keeps `[smtp]`'s own timeouts, as sending does.
+    pub timeout: SignedDuration,
 }
 
 /// The inbound listener's protocol.

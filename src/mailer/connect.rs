@@ -8,14 +8,16 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -43,17 +45,31 @@ pub(crate) enum TlsSetup {
 
 impl TlsSetup {
     /// Prepares the TLS configuration for `host`, verified against the Mozilla roots (webpki-roots), as lettre's
-    /// own rustls setup does.
-    pub(crate) fn new(mode: SmtpTls, host: &str) -> Result<Self, String> {
+    /// own rustls setup does, plus the certificates of `smtp.ca_file` when one is named (a private CA).
+    pub(crate) fn new(mode: SmtpTls, host: &str, ca_file: Option<&Path>) -> Result<Self, String> {
         let invalid = |e: &dyn std::fmt::Display| format!("smtp.host: `{host}` cannot be used for TLS: {e}");
+        let extra = match (mode, ca_file) {
+            (SmtpTls::None, _) | (_, None) => Vec::new(),
+            (_, Some(path)) => ca_certificates(path)?,
+        };
         match mode {
             SmtpTls::None => Ok(Self::Plain),
-            SmtpTls::Required => Ok(Self::Starttls(TlsParameters::new(host.to_owned()).map_err(|e| invalid(&e))?)),
+            SmtpTls::Required => {
+                let mut builder = TlsParameters::builder(host.to_owned());
+                for cert in &extra {
+                    let cert = Certificate::from_der(cert.to_vec()).map_err(|e| invalid(&e))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Ok(Self::Starttls(builder.build_rustls().map_err(|e| invalid(&e))?))
+            }
             SmtpTls::Wrapper => {
                 let provider = rustls::crypto::CryptoProvider::get_default()
                     .cloned()
                     .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-                let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                for cert in extra {
+                    roots.add(cert).map_err(|e| format!("smtp.ca_file: a certificate is unusable: {e}"))?;
+                }
                 let config = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
                     .map_err(|e| invalid(&e))?
@@ -66,14 +82,42 @@ impl TlsSetup {
     }
 }
 
+/// The certificates of a PEM file, at least one.
+fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("smtp.ca_file: cannot read {shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("smtp.ca_file: {shown}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("smtp.ca_file: {shown} holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
 /// Opens, secures and authenticates one connection; a failure is already classified.
 pub(crate) async fn open(
     config: &SmtpConfig,
     tls: &TlsSetup,
     hello: &ClientId,
 ) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
+    open_traced(config, tls, hello, &mut Stage::Connect).await
+}
+
+/// [`open`], keeping in `stage` the step it reached, so a failure can be told apart by where it happened
+/// (`tidings doctor` reports reachability, TLS and AUTH separately).
+pub(crate) async fn open_traced(
+    config: &SmtpConfig,
+    tls: &TlsSetup,
+    hello: &ClientId,
+    stage: &mut Stage,
+) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
     let relay = format!("{}:{}", config.host, config.port);
+    *stage = Stage::Connect;
     let stream = tcp(config, &relay).await?;
+    if matches!(tls, TlsSetup::Implicit { .. }) {
+        *stage = Stage::Tls;
+    }
     let stream: Box<dyn AsyncTokioStream> = match tls {
         TlsSetup::Implicit { connector, server_name } => {
             match timeout(config.connect_timeout, connector.connect(server_name.clone(), stream)).await {
@@ -88,10 +132,12 @@ pub(crate) async fn open(
         TlsSetup::Starttls(_) | TlsSetup::Plain => Box::new(stream),
     };
     let limit = config.command_timeout;
+    *stage = Stage::Hello;
     let mut connection = step(Stage::Hello, limit, AsyncSmtpConnection::connect_with_transport(stream, hello))
         .await
         .map_err(|f| f.outcome)?;
     if let TlsSetup::Starttls(parameters) = tls {
+        *stage = Stage::Tls;
         if !connection.can_starttls() {
             // Nothing but EHLO was said, so a polite QUIT gives nothing away.
             let _ = timeout(limit, connection.quit()).await;
@@ -100,6 +146,7 @@ pub(crate) async fn open(
         }
         step(Stage::Tls, limit, connection.starttls(parameters.clone(), hello)).await.map_err(|f| f.outcome)?;
     }
+    *stage = Stage::Auth;
     authenticate(&mut connection, config, &relay).await?;
     tracing::debug!(%relay, encrypted = !matches!(tls, TlsSetup::Plain), "connected to the relay");
     Ok(Box::new(connection))

@@ -11,7 +11,8 @@
 //!
 //! Files: `message.rs` builds, `dkim.rs` signs, `connect.rs` opens and secures a connection, `transaction.rs`
 //! sends one message over it, `classify.rs` maps replies to outcomes, `smtp.rs` ties those into [`SmtpSender`],
-//! and `outbox.rs` is the transport that writes files instead.
+//! `probe.rs` names the steps of a connection opened
+//! by `tidings doctor`, and `outbox.rs` is the transport that writes files instead.
 
 mod classify;
 mod connect;
@@ -19,6 +20,7 @@ mod dkim;
 mod gate;
 mod message;
 mod outbox;
+mod probe;
 mod smtp;
 mod transaction;
 
@@ -28,6 +30,7 @@ pub use dkim::{DkimAlgorithm, DkimError, DkimSigner};
 pub use gate::Gate;
 pub use message::{BounceTrace, BuildError, BuiltMessage, Outgoing, TRACE_HEADER, build, build_notice};
 pub use outbox::{OutboxError, OutboxSender};
+pub use probe::{ProbeFailure, ProbeStep, RelayProbe};
 pub use smtp::{SmtpConfig, SmtpConfigError, SmtpSender, SmtpTls};
 
 /// What became of one message handed to a transport. Replies are the server's text verbatim (code first):
@@ -103,6 +106,7 @@ impl fmt::Display for SendOutcome {
 /// What the delivery engine holds per task: one SMTP connection or the outbox folder, chosen by
 /// `transport.kind`.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per connection, a handful per daemon: boxing would save nothing")]
 pub enum Sender {
     Smtp(SmtpSender),
     Outbox(OutboxSender),

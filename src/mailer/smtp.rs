@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::transport::smtp::client::AsyncSmtpConnection;
@@ -14,7 +15,9 @@ use lettre::transport::smtp::extension::ClientId;
 use secrecy::SecretString;
 use tracing::Instrument;
 
-use super::connect::{TlsSetup, open};
+use super::classify::Stage;
+use super::connect::{TlsSetup, open, open_traced};
+use super::probe::{ProbeFailure, ProbeStep, RelayProbe};
 use super::transaction::{Next, quit, transaction};
 use super::{BuiltMessage, Gate, SendOutcome, delivery_part};
 
@@ -45,6 +48,8 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     /// The name given in EHLO; `None`: this machine's host name.
     pub hello_name: Option<String>,
+    /// A PEM file of certificates trusted besides the Mozilla roots (a relay with a private CA); `None`: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -58,6 +63,7 @@ impl fmt::Debug for SmtpConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("hello_name", &self.hello_name)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -128,7 +134,7 @@ impl SmtpSender {
                 Err(_) => ClientId::Domain(name.to_owned()),
             },
         };
-        let tls = TlsSetup::new(config.tls, &config.host).map_err(SmtpConfigError)?;
+        let tls = TlsSetup::new(config.tls, &config.host, config.ca_file.as_deref()).map_err(SmtpConfigError)?;
         Ok(Self { config, tls, hello, connection: None, eight_bit: true })
     }
 
@@ -179,6 +185,20 @@ impl SmtpSender {
         self.eight_bit
     }
 
+    /// Opens a connection as sending would (TCP, EHLO, STARTTLS or TLS, AUTH), then QUIT: no message is sent.
+    /// For `tidings doctor`.
+    pub async fn probe(&mut self) -> Result<RelayProbe, ProbeFailure> {
+        let mut stage = Stage::Connect;
+        match open_traced(&self.config, &self.tls, &self.hello, &mut stage).await {
+            Ok(connection) => {
+                quit(connection, self.config.command_timeout).await;
+                let encrypted = !matches!(self.tls, TlsSetup::Plain);
+                Ok(RelayProbe { encrypted, authenticated: self.config.username.is_some() })
+            }
+            Err(outcome) => Err(ProbeFailure { step: ProbeStep::from_stage(stage), outcome }),
+        }
+    }
+
     /// Ends the conversation politely (QUIT), if there is one.
     pub async fn close(&mut self) {
         if let Some(connection) = self.connection.take() {
@@ -210,6 +230,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
             hello_name: Some("tidings.test".to_owned()),
+            ca_file: None,
         }
     }
 

@@ -25,7 +25,7 @@ fn assert_one_line_error(run: &CommandOutput, needles: &[&str]) {
 }
 
 /// How serde ends every unknown-key message about `[smtp]`.
-const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, \
+const SMTP_KEYS: &str = "expected one of `host`, `port`, `tls`, `username`, `password`, `password_file`, `ca_file`, \
                          `pool_size`, `connect_timeout`, `command_timeout` for key `smtp`";
 
 #[test]

@@ -113,6 +113,7 @@ fn plain_config_for(port: u16) -> SmtpConfig {
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(10),
         hello_name: Some("tidings.test".to_owned()),
+        ca_file: None,
     }
 }
 

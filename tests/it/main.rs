@@ -14,6 +14,7 @@ mod config;
 mod daemon;
 mod deliverability;
 mod delivery;
+mod doctor;
 mod email_clients;
 mod email_markup;
 mod imap;

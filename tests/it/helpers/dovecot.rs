@@ -220,7 +220,7 @@ fn config_text(root: &Path, port: u16, tls_port: Option<u16>, options: DovecotOp
 }
 
 /// A test CA and a certificate for 127.0.0.1 signed by it (rustls does not take a self-signed leaf as a root).
-fn make_certificates(root: &Path) {
+pub fn make_certificates(root: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl").args(args).current_dir(root).output().expect("openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));

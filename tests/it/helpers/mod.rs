@@ -1,10 +1,12 @@
 //! Shared test helpers: fresh databases on both backends, the `tidings` binary, and the SMTP test server.
 
 pub mod browser;
+pub mod dns;
 pub mod dovecot;
 pub mod mta;
 pub mod report_client;
 pub mod smtp_server;
+pub mod tls_relay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
