@@ -16,4 +16,5 @@ pub mod stats;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;
