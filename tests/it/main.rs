@@ -23,6 +23,7 @@ mod render;
 mod reports;
 mod sending_faults;
 mod smtp_server;
+mod sns;
 mod stats;
 mod subscribers;
 mod upgrade;
