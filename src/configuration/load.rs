@@ -250,7 +250,7 @@ mod tests {
             err,
             "the environment: nope.x (variable TIDINGS_NOPE__X): unknown key (unknown field `nope`, expected one \
              of `default_list`, `database`, `transport`, `outbox`, `smtp`, `delivery`, `http`, `sender`, `links`, \
-             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `lists`)"
+             `dkim`, `render`, `tracking`, `subscribe`, `admin`, `log`, `bounces`, `webhooks`, `lists`)"
         );
     }
 

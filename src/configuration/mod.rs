@@ -7,6 +7,7 @@ mod explain;
 mod invocation;
 mod load;
 mod secret;
+mod ses;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ListSlug, ListSpec, We
 pub use explain::{Entry, Explained, Layer, REDACTED, explain, explain_layers};
 pub use invocation::invocation;
 pub use load::{ConfigError, load, load_layers};
+pub use ses::{SesSettings, WebhookSettings};
 
 /// Every setting. Field docs give the meaning; `config/default.toml` gives the defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -258,26 +260,6 @@ pub struct BounceSettings {
     pub keep_raw_bytes: usize,
     /// The mailbox the daemon polls for reports.
     pub imap: ImapSettings,
-}
-
-/// `[webhooks]`: signed notifications of bounces, complaints and deliveries from hosted relays.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
-    pub ses: SesSettings,
-}
-
-/// `[webhooks.ses]`: Amazon SES notifications delivered by Amazon SNS over HTTPS. `enabled = false`: off.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SesSettings {
-    pub enabled: bool,
-    /// Hosts the SNS signing certificate (and a SubscribeURL) may be fetched from; `*` is one label.
-    pub cert_hosts: Vec<String>,
-    /// A PEM file of certificates trusted besides the Mozilla roots for those fetches; empty: none.
-    pub extra_roots_file: String,
-    /// The SNS topics accepted; empty: any topic whose messages verify.
-    pub topic_arns: Vec<String>,
 }
 
 /// `[bounces.imap]`: a mailbox that receives bounces and complaints, polled by `tidings serve`. Empty `host`: off.

@@ -8,10 +8,12 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -73,6 +75,8 @@ impl Fixture {
             ("/other-key.pem", Bytes::from(other_cert)),
             ("/ec.pem", Bytes::from(ec_cert)),
             ("/big.pem", Bytes::from(vec![b'A'; OVERSIZE_BYTES])),
+            // Served in chunks, without a Content-Length: the limit must hold while the body streams.
+            ("/big-chunked.pem", Bytes::from(vec![b'A'; OVERSIZE_BYTES])),
             ("/confirm", Bytes::from_static(b"<ConfirmSubscriptionResponse/>")),
         ]);
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -96,14 +100,25 @@ impl Fixture {
         self.verifier_trusting(Some(&self.ca_file), topic_arns)
     }
 
+    /// A verifier like [`Fixture::verifier`] that gives up on a fetch after `timeout`.
+    pub fn verifier_with_timeout(&self, timeout: Duration) -> SnsVerifier {
+        let mut config = SnsConfig::from_settings(&self.settings(Some(&self.ca_file), &[])).expect("settings");
+        config.timeout = timeout;
+        SnsVerifier::new(config).expect("verifier")
+    }
+
     pub fn verifier_trusting(&self, ca_file: Option<&PathBuf>, topic_arns: &[&str]) -> SnsVerifier {
-        let settings = SesSettings {
+        SnsVerifier::new(SnsConfig::from_settings(&self.settings(ca_file, topic_arns)).expect("settings"))
+            .expect("verifier")
+    }
+
+    fn settings(&self, ca_file: Option<&PathBuf>, topic_arns: &[&str]) -> SesSettings {
+        SesSettings {
             enabled: true,
             cert_hosts: vec!["localhost".to_owned()],
             extra_roots_file: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
             topic_arns: topic_arns.iter().map(|t| t.to_string()).collect(),
-        };
-        SnsVerifier::new(SnsConfig::from_settings(&settings).expect("settings")).expect("verifier")
+        }
     }
 
     /// `https://localhost:PORT{path}`.
@@ -198,6 +213,19 @@ fn rsa_keys() -> &'static (String, String) {
     KEYS.get_or_init(|| (openssl(&["genrsa", "2048"]), openssl(&["genrsa", "2048"])))
 }
 
+/// A server on loopback that accepts connections and never says a word; its port.
+pub async fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
 fn openssl(args: &[&str]) -> String {
     let output = Command::new("openssl").args(args).output().expect("run openssl");
     assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
@@ -218,9 +246,14 @@ async fn serve(
                 let path = request.uri().path().to_owned();
                 *requests.lock().unwrap().entry(path.clone()).or_default() += 1;
                 let response = match bodies.get(path.as_str()) {
-                    Some(body) => Response::new(http_body_util::Full::new(body.clone())),
+                    Some(body) if path.contains("chunked") => {
+                        let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
+                            body.chunks(4096).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+                        Response::new(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+                    }
+                    Some(body) => Response::new(Full::new(body.clone()).boxed()),
                     None => {
-                        let mut response = Response::new(http_body_util::Full::new(Bytes::new()));
+                        let mut response = Response::new(Full::new(Bytes::new()).boxed());
                         *response.status_mut() = StatusCode::NOT_FOUND;
                         response
                     }

@@ -4,6 +4,8 @@
 
 mod fixture;
 
+use std::time::Duration;
+
 use fixture::{Fixture, TOPIC};
 use tidings::reports::BounceKind;
 use tidings::webhooks::ses::read_notification;
@@ -134,6 +136,29 @@ async fn an_oversize_certificate_is_refused_as_too_large() {
 
     assert_eq!(err, SnsError::CertificateTooLarge(tidings::webhooks::sns::MAX_CERT_BYTES));
     assert_eq!(aws.requests("/big.pem"), 1);
+}
+
+#[tokio::test]
+async fn an_oversize_certificate_sent_in_chunks_without_a_length_is_refused_as_too_large() {
+    let aws = Fixture::start().await;
+    let body = aws.signer.notification("2", &aws.url("/big-chunked.pem"), BOUNCE);
+
+    let err = aws.verifier(&[]).verify(&bytes(&body)).await.unwrap_err();
+
+    assert_eq!(err, SnsError::CertificateTooLarge(tidings::webhooks::sns::MAX_CERT_BYTES));
+    assert_eq!(aws.requests("/big-chunked.pem"), 1);
+}
+
+#[tokio::test]
+async fn a_certificate_server_that_never_answers_is_given_up_on() {
+    let aws = Fixture::start().await;
+    let port = fixture::silent_server().await;
+    let body = aws.signer.notification("2", &format!("https://localhost:{port}/cert.pem"), BOUNCE);
+    let timeout = Duration::from_millis(300);
+
+    let err = aws.verifier_with_timeout(timeout).verify(&bytes(&body)).await.unwrap_err();
+
+    assert_eq!(err, SnsError::CertificateFetch(FetchError::Timeout(timeout)));
 }
 
 #[tokio::test]

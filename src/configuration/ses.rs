@@ -1,0 +1,26 @@
+//! `[webhooks.ses]`: Amazon SES notifications delivered by Amazon SNS (checked and used by `webhooks::sns`).
+//!
+//! `WebhookSettings` here holds only `ses`; merged with the other providers' `[webhooks]` tables it becomes one
+//! field of theirs.
+
+use serde::Deserialize;
+
+/// `[webhooks]`: signed notifications of bounces, complaints and deliveries from hosted relays.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub ses: SesSettings,
+}
+
+/// `[webhooks.ses]`: Amazon SES notifications delivered by Amazon SNS over HTTPS. `enabled = false`: off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesSettings {
+    pub enabled: bool,
+    /// Hosts the SNS signing certificate (and a SubscribeURL) may be fetched from; `*` is one label.
+    pub cert_hosts: Vec<String>,
+    /// A PEM file of certificates trusted besides the Mozilla roots for those fetches; empty: none.
+    pub extra_roots_file: String,
+    /// The SNS topics accepted; empty: any topic whose messages verify.
+    pub topic_arns: Vec<String>,
+}
