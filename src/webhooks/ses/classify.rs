@@ -1,6 +1,6 @@
 //! The SES policy: what one SES event says about one recipient, as a [`BounceKind`]. One table, first matching
-//! row wins, every row tested below; `*` matches anything, and a status row matches a prefix of the recipient's
-//! enhanced status code.
+//! row wins, every row tested below; `*` matches anything, names match exactly as SES spells them (complaint
+//! feedback types are lowercased first), and a status row matches a prefix of the recipient's enhanced status code.
 //!
 //! | #  | event         | type / feedback type | subtype                  | status | kind         |
 //! |----|---------------|----------------------|--------------------------|--------|--------------|
@@ -84,7 +84,7 @@ pub(crate) fn classify(evidence: Evidence<'_>) -> Option<(BounceKind, &'static s
 }
 
 fn matches(rule: &Rule, e: Evidence<'_>) -> bool {
-    let is = |pattern: &str, value: &str| pattern == ANY || pattern.eq_ignore_ascii_case(value);
+    let is = |pattern: &str, value: &str| pattern == ANY || pattern == value;
     is(rule.event, e.event)
         && is(rule.class, e.class)
         && is(rule.subtype, e.subtype)

@@ -161,7 +161,7 @@ impl Notification {
                     recipients: d.delayed_recipients.clone(),
                 }
             }
-            _ => {
+            "Reject" => {
                 let reason = self.reject.as_ref().map(|r| r.reason.as_str()).ok_or(missing("Reject", "reject"))?;
                 let destination = self.mail.as_ref().map_or(&[][..], |m| m.destination.as_slice());
                 let recipients = destination.iter().map(|a| plain(a, reason)).collect();
@@ -173,6 +173,7 @@ impl Notification {
                     recipients,
                 }
             }
+            other => return Err(SesError::Malformed(format!("no reader for SES event type `{other}`"))),
         })
     }
 }

@@ -90,7 +90,6 @@ impl Fetcher {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| FetchError::Http(e.to_string()))?;
-        let driver = tokio::spawn(connection);
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.clone(),
@@ -104,9 +103,14 @@ impl Fetcher {
             .header(USER_AGENT, concat!("tidings/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Http(e.to_string()))?;
-        let result = self.read(sender.send_request(request).await).await;
-        driver.abort();
-        result
+        // The connection is driven here, beside the exchange, not in a task of its own: when the caller's timeout
+        // drops this future, the socket goes with it.
+        let exchange = async { self.read(sender.send_request(request).await).await };
+        tokio::pin!(connection);
+        tokio::select! {
+            result = exchange => result,
+            Err(e) = &mut connection => Err(FetchError::Http(e.to_string())),
+        }
     }
 
     async fn read(

@@ -221,6 +221,7 @@ impl SnsVerifier {
         })?;
         let key = Arc::new(cert::signing_key(&pem)?);
         self.keys.insert(url.as_str(), Arc::clone(&key));
+        tracing::info!(host = url.host_str().unwrap_or_default(), "SNS signing certificate fetched and cached");
         Ok(key)
     }
 
