@@ -5,14 +5,17 @@
 //!
 //! Both SES forms are read: notifications (`notificationType`) and event publishing (`eventType`), for
 //! Bounce, Complaint, Delivery, DeliveryDelay and Reject; other types (Send, Open, Click, ...) give `None`.
-//! Pure: no I/O, no clock, nothing logged. `Debug` shows no address and no diagnostic text.
+//! Pure but for `receive.rs` (verification through `sns`, then this): no I/O, no clock, nothing logged. `Debug` shows no address and no diagnostic text.
 
 mod classify;
+mod receive;
 mod wire;
 
 use std::fmt;
 
 use crate::reports::{BounceKind, DIAGNOSTIC_MAX_CHARS, MAX_RECIPIENTS, scrub_addresses};
+pub use receive::{SesReceipt, SesRefusal, receive, status_of};
+
 use classify::{Evidence, classify};
 use wire::{Header, Notification};
 

@@ -155,8 +155,13 @@ impl SnsSigner {
 
     /// An SNS SubscriptionConfirmation whose SubscribeURL is `subscribe_url`, signed with version 2.
     pub fn subscription(&self, cert_url: &str, subscribe_url: &str) -> serde_json::Value {
+        self.confirmation("SubscriptionConfirmation", cert_url, subscribe_url)
+    }
+
+    /// A SubscriptionConfirmation or UnsubscribeConfirmation, signed with version 2.
+    pub fn confirmation(&self, kind: &str, cert_url: &str, subscribe_url: &str) -> serde_json::Value {
         let mut body = json!({
-            "Type": "SubscriptionConfirmation",
+            "Type": kind,
             "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
             "Token": "2336412f37fb687f5d51e6e2425dacbba9e4f7a2",
             "TopicArn": TOPIC,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fixture::{Fixture, TOPIC};
 use tidings::reports::BounceKind;
-use tidings::webhooks::ses::read_notification;
+use tidings::webhooks::ses::{SesReceipt, read_notification, receive};
 use tidings::webhooks::sns::{FetchError, SnsError, SnsType};
 
 const BOUNCE: &str = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",
@@ -251,4 +251,54 @@ async fn a_notification_is_not_a_subscription_to_confirm() {
 
     assert_eq!(err, SnsError::NotASubscription("Notification"));
     assert_eq!(aws.requests("/confirm"), 0);
+}
+
+#[tokio::test]
+async fn receiving_a_signed_bounce_gives_its_event() {
+    let aws = Fixture::start().await;
+    let body = aws.signer.notification("2", &aws.url("/cert.pem"), BOUNCE);
+
+    let receipt = receive(&aws.verifier(&[TOPIC]), &bytes(&body)).await.expect("accepted");
+
+    let SesReceipt::Event(event) = receipt else { panic!("not an event: {receipt:?}") };
+    assert_eq!((event.kind, event.trace.as_deref()), (BounceKind::Hard, Some("trace0123")));
+}
+
+#[tokio::test]
+async fn receiving_a_signed_subscription_confirms_it_and_an_unsubscribe_visits_nothing() {
+    let aws = Fixture::start().await;
+    let verifier = aws.verifier(&[]);
+    let confirm = aws.url("/confirm?Token=t");
+    let subscribe = aws.signer.confirmation("SubscriptionConfirmation", &aws.url("/cert.pem"), &confirm);
+    let unsubscribe = aws.signer.confirmation("UnsubscribeConfirmation", &aws.url("/cert.pem"), &confirm);
+
+    assert_eq!(receive(&verifier, &bytes(&subscribe)).await, Ok(SesReceipt::SubscriptionConfirmed));
+    assert_eq!(receive(&verifier, &bytes(&unsubscribe)).await, Ok(SesReceipt::Unsubscribed));
+
+    assert_eq!(aws.requests("/confirm"), 1);
+}
+
+#[tokio::test]
+async fn receiving_an_altered_bounce_is_refused_with_403_and_a_send_event_is_ignored() {
+    let aws = Fixture::start().await;
+    let verifier = aws.verifier(&[]);
+    let mut altered = aws.signer.notification("2", &aws.url("/cert.pem"), BOUNCE);
+    altered["MessageId"] = serde_json::json!("another-id");
+    let send = aws.signer.notification("1", &aws.url("/cert.pem"), r#"{"eventType":"Send","mail":{}}"#);
+
+    let refusal = receive(&verifier, &bytes(&altered)).await.unwrap_err();
+    assert_eq!(refusal.status, 403);
+    assert!(refusal.message.contains("does not match"), "{}", refusal.message);
+    assert_eq!(receive(&verifier, &bytes(&send)).await, Ok(SesReceipt::Ignored));
+}
+
+#[tokio::test]
+async fn receiving_when_the_certificate_server_is_unreachable_asks_sns_to_retry() {
+    let aws = Fixture::start().await;
+    let port = fixture::silent_server().await;
+    let body = aws.signer.notification("2", &format!("https://localhost:{port}/cert.pem"), BOUNCE);
+
+    let refusal = receive(&aws.verifier_with_timeout(Duration::from_millis(300)), &bytes(&body)).await.unwrap_err();
+
+    assert_eq!(refusal.status, 503);
 }
