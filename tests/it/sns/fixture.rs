@@ -44,6 +44,8 @@ pub struct Fixture {
 /// Signs SNS messages with one RSA key.
 pub struct SnsSigner {
     key: rsa::RsaPrivateKey,
+    /// The same key as a PEM file, for `openssl dgst -sign`.
+    key_file: PathBuf,
 }
 
 impl Fixture {
@@ -92,7 +94,9 @@ impl Fixture {
         let port = listener.local_addr().expect("address").port();
         let requests = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(serve(listener, TlsAcceptor::from(Arc::new(tls)), Arc::new(bodies), Arc::clone(&requests)));
-        Self { port, ca_file, signer: SnsSigner { key }, requests, _dir: dir }
+        let key_file = dir.path().join("signing-key.pem");
+        std::fs::write(&key_file, rsa_pem).expect("write the signing key");
+        Self { port, ca_file, signer: SnsSigner { key, key_file }, requests, _dir: dir }
     }
 
     /// A verifier allowing certificates from `localhost` and trusting the test CA.
@@ -183,6 +187,25 @@ impl SnsSigner {
             _ => SigningKey::<rsa::sha2::Sha256>::new(self.key.clone()).sign(signed.as_bytes()).to_vec(),
         };
         body["Signature"] = json!(STANDARD.encode(signature));
+    }
+
+    /// Like [`SnsSigner::sign`], but the signature is made by OpenSSL (`openssl dgst -sha1|-sha256 -sign`), an
+    /// implementation independent of the one that verifies.
+    pub fn sign_with_openssl(&self, body: &mut serde_json::Value) {
+        let digest = if body["SignatureVersion"] == "1" { "-sha1" } else { "-sha256" };
+        let key = self.key_file.display().to_string();
+        let mut child = Command::new("openssl")
+            .args(["dgst", digest, "-sign", &key])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run openssl");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, string_to_sign(body).as_bytes()).expect("write to openssl");
+        drop(stdin);
+        let output = child.wait_with_output().expect("openssl output");
+        assert!(output.status.success(), "openssl dgst failed");
+        body["Signature"] = json!(STANDARD.encode(output.stdout));
     }
 }
 

@@ -48,6 +48,20 @@ async fn a_signature_version_2_notification_verifies_and_carries_the_ses_bounce(
 }
 
 #[tokio::test]
+async fn messages_signed_by_openssl_verify_in_both_signature_versions() {
+    let aws = Fixture::start().await;
+    let verifier = aws.verifier(&[]);
+    for version in ["1", "2"] {
+        let mut body = aws.signer.notification(version, &aws.url("/cert.pem"), BOUNCE);
+        aws.signer.sign_with_openssl(&mut body);
+
+        let message = verifier.verify(&bytes(&body)).await.unwrap_or_else(|e| panic!("version {version}: {e}"));
+
+        assert_eq!(message.message(), BOUNCE);
+    }
+}
+
+#[tokio::test]
 async fn a_second_message_with_the_same_certificate_fetches_nothing() {
     let aws = Fixture::start().await;
     let verifier = aws.verifier(&[]);
