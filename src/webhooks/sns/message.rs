@@ -238,13 +238,15 @@ mod tests {
 
     #[test]
     fn each_broken_body_is_refused_with_what_was_wrong() {
-        let cases: [(String, &str); 6] = [
+        let cases: [(String, &str); 7] = [
             ("not json".into(), "not an SNS message"),
             (body("Notification", "").replace(r#""MessageId":"m-1","#, ""), "MessageId"),
             (body("Gossip", ""), "Gossip"),
             (body("Notification", "").replace(r#""SignatureVersion":"2""#, r#""SignatureVersion":"3""#), "`3`"),
             (body("Notification", "").replace("AAEC", "not base64!"), "base64"),
             (body("SubscriptionConfirmation", r#","Token":"t""#), "SubscribeURL"),
+            // Two readers must never disagree on what was signed: a repeated field is refused, not resolved.
+            (body("Notification", r#","Message":"other""#), "duplicate field `Message`"),
         ];
         for (input, expected) in cases {
             let err = Envelope::parse(input.as_bytes()).unwrap_err().to_string();

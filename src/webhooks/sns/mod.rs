@@ -233,3 +233,42 @@ impl SnsVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cert_hosts: &[&str], extra_roots_file: &str) -> SesSettings {
+        SesSettings {
+            enabled: true,
+            cert_hosts: cert_hosts.iter().map(|h| h.to_string()).collect(),
+            extra_roots_file: extra_roots_file.to_owned(),
+            topic_arns: vec![" arn:aws:sns:eu-west-1:1:t ".to_owned(), String::new()],
+        }
+    }
+
+    #[test]
+    fn the_default_settings_give_a_verifier_of_regional_sns_hosts() {
+        let config = SnsConfig::from_settings(&settings(&["sns.*.amazonaws.com"], "")).unwrap();
+        assert_eq!(config.topic_arns, ["arn:aws:sns:eu-west-1:1:t"]);
+        assert!(SnsVerifier::new(config).is_ok());
+    }
+
+    #[test]
+    fn each_bad_setting_is_refused_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here").unwrap();
+        let empty = empty.display().to_string();
+        let cases = [
+            (settings(&[], ""), "webhooks.ses.cert_hosts: name at least one"),
+            (settings(&["*.com"], ""), "webhooks.ses.cert_hosts: `*.com`"),
+            (settings(&["localhost"], "/nonexistent/roots.pem"), "webhooks.ses.extra_roots_file: cannot read"),
+            (settings(&["localhost"], &empty), "holds no PEM certificate"),
+        ];
+        for (settings, expected) in cases {
+            let err = SnsConfig::from_settings(&settings).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
