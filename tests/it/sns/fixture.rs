@@ -286,7 +286,14 @@ async fn serve(
                         response
                     }
                 };
-                async move { Ok::<_, Infallible>(response) }
+                // `/stall` completes TLS and takes the request, then never answers.
+                let stall = path == "/stall";
+                async move {
+                    if stall {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });

@@ -176,6 +176,18 @@ async fn a_certificate_server_that_never_answers_is_given_up_on() {
 }
 
 #[tokio::test]
+async fn a_certificate_server_that_takes_the_request_and_never_answers_is_given_up_on() {
+    let aws = Fixture::start().await;
+    let body = aws.signer.notification("2", &aws.url("/stall"), BOUNCE);
+    let timeout = Duration::from_millis(300);
+
+    let err = aws.verifier_with_timeout(timeout).verify(&bytes(&body)).await.unwrap_err();
+
+    assert_eq!(err, SnsError::CertificateFetch(FetchError::Timeout(timeout)));
+    assert_eq!(aws.requests("/stall"), 1);
+}
+
+#[tokio::test]
 async fn a_certificate_whose_key_is_not_rsa_is_refused() {
     let aws = Fixture::start().await;
     let body = aws.signer.notification("2", &aws.url("/ec.pem"), BOUNCE);
