@@ -7,6 +7,7 @@ mod explain;
 mod invocation;
 mod load;
 mod secret;
+mod ses;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use crate::domain::{BounceAddress, LinkBuilder, LinkKeys, ListSlug, ListSpec, We
 pub use explain::{Entry, Explained, Layer, REDACTED, explain, explain_layers};
 pub use invocation::invocation;
 pub use load::{ConfigError, load, load_layers};
+pub use ses::SesSettings;
 pub use webhooks::{MailgunSettings, PostmarkSettings, SendgridSettings, WebhookSettings};
 
 /// Every setting. Field docs give the meaning; `config/default.toml` gives the defaults.

@@ -17,6 +17,7 @@ pub struct WebhookSettings {
     pub postmark: PostmarkSettings,
     pub sendgrid: SendgridSettings,
     pub mailgun: MailgunSettings,
+    pub ses: super::SesSettings,
 }
 
 /// `[webhooks.postmark]`: HTTP basic auth on the bounce and spam-complaint webhooks. Empty `username`: off.

@@ -12,13 +12,19 @@
 //!
 //! Nothing here logs an address, a token or a credential.
 //!
+//! Amazon SES reports through SNS, whose signature check may fetch a certificate: it is not an [`Endpoint`] but
+//! `ses::receive` (`sns/` verifies, `ses/` reads), called by [`Webhooks::receive`] and turned into the same
+//! [`ProviderEvent`]s.
+//!
 //! Files: `mod.rs` (the event, the table of providers, the mappings), `receive.rs` (the request flow),
-//! `postmark.rs`, `sendgrid.rs`, `mailgun.rs`.
+//! `postmark.rs`, `sendgrid.rs`, `mailgun.rs`, `ses/` and `sns/`.
 
 mod mailgun;
 mod postmark;
 mod receive;
 mod sendgrid;
+pub mod ses;
+pub mod sns;
 
 pub use receive::{Reply, Webhooks, check_settings};
 
@@ -38,14 +44,16 @@ pub enum Provider {
     Postmark,
     Sendgrid,
     Mailgun,
+    Ses,
 }
 
 /// Every provider: its name (stored as the report's form, and in logs) and the path its webhook posts to. The
 /// one table of providers; `Webhooks::from_settings` builds the endpoint of each configured one.
-pub const PROVIDERS: [(Provider, &str, &str); 3] = [
+pub const PROVIDERS: [(Provider, &str, &str); 4] = [
     (Provider::Postmark, "postmark", "/webhooks/postmark"),
     (Provider::Sendgrid, "sendgrid", "/webhooks/sendgrid"),
     (Provider::Mailgun, "mailgun", "/webhooks/mailgun"),
+    (Provider::Ses, "ses", "/webhooks/ses"),
 ];
 
 /// The common prefix of every webhook path (exempt from the per-address rate limit; its own body limit).

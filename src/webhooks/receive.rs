@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use super::{Endpoint, PROVIDERS, Provider, Refusal, mailgun, postmark, sendgrid};
+use super::sns::{SnsConfig, SnsVerifier};
+use super::{Endpoint, PROVIDERS, Provider, ProviderEvent, Refusal, mailgun, postmark, sendgrid, ses};
 use crate::bounces::Pipeline;
 use crate::clock::Clock;
 use crate::configuration::{ConfigError, Settings};
@@ -37,6 +38,8 @@ pub struct Webhooks {
     pipeline: Arc<Pipeline>,
     clock: Clock,
     endpoints: Vec<Configured>,
+    /// Amazon SES through SNS, when `[webhooks.ses] enabled`.
+    ses: Option<SnsVerifier>,
     max_body_bytes: usize,
 }
 
@@ -52,17 +55,19 @@ impl Webhooks {
     /// one of the link keys and the bounce rules alone when no bounce address is set.
     pub fn from_settings(settings: &Settings, store: Store, clock: Clock) -> Result<Option<Self>, ConfigError> {
         let endpoints = endpoints(settings)?;
-        if endpoints.is_empty() {
+        let ses = ses_verifier(settings)?;
+        if endpoints.is_empty() && ses.is_none() {
             return Ok(None);
         }
         let pipeline = Arc::new(Pipeline::for_webhooks(settings)?);
         let max_body_bytes = settings.webhooks.max_body_bytes;
-        Ok(Some(Self { store, pipeline, clock, endpoints, max_body_bytes }))
+        Ok(Some(Self { store, pipeline, clock, endpoints, ses, max_body_bytes }))
     }
 
     /// The configured providers, in table order.
     pub fn providers(&self) -> impl Iterator<Item = Provider> + '_ {
-        self.endpoints.iter().map(|(provider, _)| *provider)
+        let ses = self.ses.as_ref().map(|_| Provider::Ses);
+        self.endpoints.iter().map(|(provider, _)| *provider).chain(ses)
     }
 
     /// The largest body a webhook request may have.
@@ -75,6 +80,11 @@ impl Webhooks {
     /// retry forever); a storage failure answers 500, so the provider retries.
     pub async fn receive(&self, provider: Provider, headers: &HeaderMap, body: &[u8]) -> Reply {
         let name = provider.name();
+        if provider == Provider::Ses
+            && let Some(verifier) = &self.ses
+        {
+            return self.receive_ses(verifier, body).await;
+        }
         let Some((_, endpoint)) = self.endpoints.iter().find(|(p, _)| *p == provider) else {
             return Reply { status: 404, message: "this webhook is not configured\n".to_owned(), challenge: false };
         };
@@ -103,6 +113,44 @@ impl Webhooks {
                 Err(e) => return storage_failure(name, &e),
             }
         }
+        let replay_token = authenticated.replay_token.as_ref().map(|(token, _)| token.as_str());
+        self.apply(provider, &events, replay_token).await
+    }
+
+    /// One SES request: SNS's signature (which may fetch the certificate), a subscription to confirm, or a
+    /// notification read into one event.
+    async fn receive_ses(&self, verifier: &SnsVerifier, body: &[u8]) -> Reply {
+        let event = match ses::receive(verifier, body).await {
+            Ok(ses::SesReceipt::Event(event)) => event,
+            Ok(ses::SesReceipt::SubscriptionConfirmed) => {
+                tracing::info!(provider = "ses", "SNS subscription confirmed");
+                return ok("subscription confirmed\n".to_owned());
+            }
+            Ok(ses::SesReceipt::Unsubscribed) => return ok("unsubscribed\n".to_owned()),
+            Ok(ses::SesReceipt::Ignored) => return ok("no bounce, complaint or delivery in this request\n".to_owned()),
+            Err(refusal) => {
+                tracing::warn!(provider = "ses", status = refusal.status, "webhook refused: {}", refusal.message);
+                return Reply { status: refusal.status, message: format!("{}\n", refusal.message), challenge: false };
+            }
+        };
+        let event = ProviderEvent {
+            provider: Provider::Ses,
+            event_id: event.event_id,
+            kind: event.kind,
+            trace: event.trace,
+            message_id: event.message_ids.into_iter().next(),
+            status_code: event.status_code,
+            reason: event.reason,
+            raw: event.raw,
+        };
+        self.apply(Provider::Ses, std::slice::from_ref(&event), None).await
+    }
+
+    /// Stores and applies authenticated events through the pipeline; a storage failure releases the replay
+    /// token, so the provider's retry is taken.
+    async fn apply(&self, provider: Provider, events: &[ProviderEvent], replay_token: Option<&str>) -> Reply {
+        let name = provider.name();
+        let now = self.clock.now();
         let reports: Vec<NewReport> = events.iter().map(|event| event.to_report(&self.pipeline)).collect();
         if reports.is_empty() {
             return ok("no bounce, complaint or delivery in this request\n".to_owned());
@@ -119,7 +167,7 @@ impl Webhooks {
                 ))
             }
             Err(e) => {
-                if let Some((token, _)) = &authenticated.replay_token
+                if let Some(token) = replay_token
                     && let Err(release) = self.store.release_webhook_token(name, token).await
                 {
                     tracing::error!(provider = name, error = format!("{release:#}"), "cannot forget a webhook token");
@@ -138,15 +186,25 @@ fn endpoints(settings: &Settings) -> Result<Vec<Configured>, ConfigError> {
             Provider::Postmark => postmark::Postmark::from_settings(settings)?.map(|e| Box::new(e) as _),
             Provider::Sendgrid => sendgrid::Sendgrid::from_settings(settings)?.map(|e| Box::new(e) as _),
             Provider::Mailgun => mailgun::Mailgun::from_settings(settings)?.map(|e| Box::new(e) as _),
+            // Not an `Endpoint`: its check is asynchronous (`ses_verifier`).
+            Provider::Ses => None,
         };
         endpoints.extend(endpoint.map(|endpoint| (provider, endpoint)));
     }
     Ok(endpoints)
 }
 
+/// The SNS verifier of `[webhooks.ses]`, when enabled.
+fn ses_verifier(settings: &Settings) -> Result<Option<SnsVerifier>, ConfigError> {
+    if !settings.webhooks.ses.enabled {
+        return Ok(None);
+    }
+    SnsVerifier::new(SnsConfig::from_settings(&settings.webhooks.ses)?).map(Some)
+}
+
 /// The checks `serve` makes on `[webhooks]` (for `config check`): keys, credentials, tolerances, the pipeline.
 pub fn check_settings(settings: &Settings) -> Result<(), ConfigError> {
-    if !endpoints(settings)?.is_empty() {
+    if !endpoints(settings)?.is_empty() || ses_verifier(settings)?.is_some() {
         Pipeline::for_webhooks(settings)?;
     }
     Ok(())

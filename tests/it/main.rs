@@ -28,6 +28,7 @@ mod render;
 mod reports;
 mod sending_faults;
 mod smtp_server;
+mod sns;
 mod stats;
 mod stats_history;
 mod subscribers;
