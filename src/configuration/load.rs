@@ -95,9 +95,11 @@ pub fn load_layers(file: Option<(&Path, &str)>, env: &HashMap<String, String>) -
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
-            // The one list a variable may hold: `TIDINGS_HTTP__TRUSTED_PROXIES=10.0.0.5,10.0.1.0/24`.
+            // The lists a variable may hold, comma-separated: `TIDINGS_HTTP__TRUSTED_PROXIES=10.0.0.5,10.0.1.0/24`.
             .list_separator(",")
             .with_list_parse_key("http.trusted_proxies")
+            .with_list_parse_key("webhooks.ses.cert_hosts")
+            .with_list_parse_key("webhooks.ses.topic_arns")
             .source(Some(settings)),
     );
     check(builder, "the environment", |key| {

@@ -351,3 +351,81 @@ async fn execute(app: &WebApp, sql: &'static str) {
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+// --- Amazon SES through SNS -------------------------------------------------------------------------------
+
+/// An SES notification of `kind` ("Bounce" or "Complaint") about the issue as `email` received it, matched by
+/// its Message-ID (SES includes the original's headers when asked to).
+fn ses_notification(app: &WebApp, kind: &str, feedback_id: &str, email: &str) -> String {
+    let mail = json!({
+        "messageId": format!("ses-{feedback_id}"), "destination": [email],
+        "headers": [{"name": "Message-ID", "value": message_id_of(app, email)}],
+        "commonHeaders": {"messageId": message_id_of(app, email)},
+    });
+    let body = match kind {
+        "Bounce" => json!({"notificationType": "Bounce", "mail": mail, "bounce": {
+            "bounceType": "Permanent", "bounceSubType": "General", "feedbackId": feedback_id,
+            "timestamp": "2026-11-30T12:00:01.000Z",
+            "bouncedRecipients": [{"emailAddress": email, "action": "failed", "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}}),
+        _ => json!({"notificationType": "Complaint", "mail": mail, "complaint": {
+            "feedbackId": feedback_id, "complaintFeedbackType": "abuse", "timestamp": "2026-11-30T12:00:01.000Z",
+            "complainedRecipients": [{"emailAddress": email}]}}),
+    };
+    body.to_string()
+}
+
+async fn ses(app: &WebApp, body: &serde_json::Value) -> reqwest::Response {
+    let request = app.client.post(format!("{}/webhooks/ses", app.base)).header("content-type", "text/plain");
+    request.body(body.to_string()).send().await.expect("POST")
+}
+
+both_backends! {
+    async fn ses_notifications_signed_through_sns_apply_once_and_altered_or_foreign_ones_change_nothing(db) {
+        let aws = crate::sns::fixture::Fixture::start().await;
+        let (_, sendgrid_public) = sendgrid_keys();
+        let ca = aws.ca_file.display().to_string();
+        let app = app(db, &sendgrid_public, &[
+            ("TIDINGS_WEBHOOKS__SES__ENABLED", "true"),
+            ("TIDINGS_WEBHOOKS__SES__CERT_HOSTS", "localhost"),
+            ("TIDINGS_WEBHOOKS__SES__EXTRA_ROOTS_FILE", &ca),
+            ("TIDINGS_WEBHOOKS__SES__TOPIC_ARNS", crate::sns::fixture::TOPIC),
+        ])
+        .await;
+        let bounce = aws.signer.notification("2", &aws.url("/cert.pem"), &ses_notification(&app, "Bounce", "fb-1", &address(0)));
+        let before = standing(&app).await;
+
+        // Altered after signing, signed by another key, a certificate on a host not allowed: 403, nothing fetched
+        // from the host not allowed, nothing stored.
+        let mut altered = bounce.clone();
+        altered["Message"] = json!(ses_notification(&app, "Bounce", "fb-1", &address(1)));
+        assert_eq!(ses(&app, &altered).await.status(), 403);
+        let mut other_key = bounce.clone();
+        other_key["SigningCertURL"] = json!(aws.url("/other-key.pem"));
+        assert_eq!(ses(&app, &other_key).await.status(), 403);
+        let foreign_url = format!("https://127.0.0.1:{}/cert.pem", aws.port);
+        let foreign = aws.signer.notification("2", &foreign_url, &ses_notification(&app, "Bounce", "fb-9", &address(1)));
+        assert_eq!(ses(&app, &foreign).await.status(), 403);
+        assert_eq!(aws.requests("/cert.pem"), 1, "only the altered message's certificate was fetched");
+        let response = app.client.post(format!("{}/webhooks/ses", app.base)).body("not json").send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(standing(&app).await, before);
+
+        // A hard bounce suppresses the subscriber, matched by the Message-ID; the same event again changes nothing.
+        assert_eq!(ses(&app, &bounce).await.status(), 200);
+        assert_eq!(suppressed(&app, &address(0)).await.as_deref(), Some("bounced"));
+        assert_eq!(app.status_of(&address(0)).await, "bounced");
+        assert_eq!(matched_by(&app, "ses").await.as_deref(), Some("message-id"));
+        let after_bounce = standing(&app).await;
+        assert_eq!(ses(&app, &bounce).await.status(), 200);
+        assert_eq!(standing(&app).await, after_bounce);
+
+        // A complaint unsubscribes and suppresses.
+        let complaint = aws.signer.notification("1", &aws.url("/cert.pem"), &ses_notification(&app, "Complaint", "fb-2", &address(1)));
+        assert_eq!(ses(&app, &complaint).await.status(), 200);
+        assert_eq!(app.status_of(&address(1)).await, "complained");
+        assert_eq!(suppressed(&app, &address(1)).await.as_deref(), Some("complained"));
+        assert_eq!(app.status_of(&address(2)).await, "active");
+        assert_eq!(aws.requests("/cert.pem"), 1, "the certificate is fetched once and kept");
+    }
+}

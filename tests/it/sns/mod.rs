@@ -2,7 +2,7 @@
 //! the way AWS signs them, the signing certificate served over HTTPS on loopback by a CA made in the test, every
 //! request counted. No test reaches the internet.
 
-mod fixture;
+pub mod fixture;
 
 use std::time::Duration;
 
