@@ -13,4 +13,6 @@ pub struct SesSettings {
     pub extra_roots_file: String,
     /// The SNS topics accepted; empty: any topic whose messages verify.
     pub topic_arns: Vec<String>,
+    /// How far a message's signed `Timestamp` may be from now before it is refused as stale (a replay).
+    pub tolerance: jiff::SignedDuration,
 }

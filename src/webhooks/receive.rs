@@ -120,7 +120,7 @@ impl Webhooks {
     /// One SES request: SNS's signature (which may fetch the certificate), a subscription to confirm, or a
     /// notification read into one event.
     async fn receive_ses(&self, verifier: &SnsVerifier, body: &[u8]) -> Reply {
-        let event = match ses::receive(verifier, body).await {
+        let event = match ses::receive(verifier, body, self.clock.now()).await {
             Ok(ses::SesReceipt::Event(event)) => event,
             Ok(ses::SesReceipt::SubscriptionConfirmed) => {
                 tracing::info!(provider = "ses", "SNS subscription confirmed");

@@ -392,11 +392,12 @@ both_backends! {
             ("TIDINGS_WEBHOOKS__SES__TOPIC_ARNS", crate::sns::fixture::TOPIC),
         ])
         .await;
-        let bounce = aws.signer.notification("2", &aws.url("/cert.pem"), &ses_notification(&app, "Bounce", "fb-1", &address(0)));
+        let now = app.db.clock.now().to_string();
+        let bounce = aws.signer.notification_at("2", &aws.url("/cert.pem"), &ses_notification(&app, "Bounce", "fb-1", &address(0)), &now);
         let before = standing(&app).await;
 
-        // Altered after signing, signed by another key, a certificate on a host not allowed: 403, nothing fetched
-        // from the host not allowed, nothing stored.
+        // Altered after signing, signed by another key, a certificate on a host not allowed, signed long ago:
+        // 403, nothing fetched from the host not allowed, nothing stored.
         let mut altered = bounce.clone();
         altered["Message"] = json!(ses_notification(&app, "Bounce", "fb-1", &address(1)));
         assert_eq!(ses(&app, &altered).await.status(), 403);
@@ -404,9 +405,13 @@ both_backends! {
         other_key["SigningCertURL"] = json!(aws.url("/other-key.pem"));
         assert_eq!(ses(&app, &other_key).await.status(), 403);
         let foreign_url = format!("https://127.0.0.1:{}/cert.pem", aws.port);
-        let foreign = aws.signer.notification("2", &foreign_url, &ses_notification(&app, "Bounce", "fb-9", &address(1)));
+        let foreign = aws.signer.notification_at("2", &foreign_url, &ses_notification(&app, "Bounce", "fb-9", &address(1)), &now);
         assert_eq!(ses(&app, &foreign).await.status(), 403);
-        assert_eq!(aws.requests("/cert.pem"), 1, "only the altered message's certificate was fetched");
+        // Signed two hours ago: a replay of an old message, refused as stale.
+        let old = (app.db.clock.now() - jiff::SignedDuration::from_hours(2)).to_string();
+        let stale = aws.signer.notification_at("2", &aws.url("/cert.pem"), &ses_notification(&app, "Bounce", "fb-8", &address(1)), &old);
+        assert_eq!(ses(&app, &stale).await.status(), 403);
+        assert_eq!(aws.requests("/cert.pem"), 1, "the certificate was fetched once, for the first message, and kept");
         let response = app.client.post(format!("{}/webhooks/ses", app.base)).body("not json").send().await.unwrap();
         assert_eq!(response.status(), 400);
         assert_eq!(standing(&app).await, before);
@@ -421,7 +426,7 @@ both_backends! {
         assert_eq!(standing(&app).await, after_bounce);
 
         // A complaint unsubscribes and suppresses.
-        let complaint = aws.signer.notification("1", &aws.url("/cert.pem"), &ses_notification(&app, "Complaint", "fb-2", &address(1)));
+        let complaint = aws.signer.notification_at("1", &aws.url("/cert.pem"), &ses_notification(&app, "Complaint", "fb-2", &address(1)), &now);
         assert_eq!(ses(&app, &complaint).await.status(), 200);
         assert_eq!(app.status_of(&address(1)).await, "complained");
         assert_eq!(suppressed(&app, &address(1)).await.as_deref(), Some("complained"));

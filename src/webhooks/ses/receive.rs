@@ -28,10 +28,21 @@ pub struct SesRefusal {
     pub message: String,
 }
 
-/// Verifies `body`, then confirms or reads it. Nothing is read from the message before its signature verified.
-pub async fn receive(verifier: &SnsVerifier, body: &[u8]) -> Result<SesReceipt, SesRefusal> {
+/// Verifies `body`, then confirms or reads it. Nothing is read from the message before its signature verified; a
+/// message whose signed Timestamp is further than the verifier's tolerance from `now` is refused as stale (403).
+pub async fn receive(verifier: &SnsVerifier, body: &[u8], now: jiff::Timestamp) -> Result<SesReceipt, SesRefusal> {
     let refuse = |e: SnsError| SesRefusal { status: status_of(&e), message: e.to_string() };
     let message = verifier.verify(body).await.map_err(refuse)?;
+    let signed_at: jiff::Timestamp = message.timestamp().trim().parse().map_err(|_| SesRefusal {
+        status: 400,
+        message: "the message's Timestamp is not an ISO 8601 time".to_owned(),
+    })?;
+    if now.duration_since(signed_at).abs() > verifier.tolerance() {
+        return Err(SesRefusal {
+            status: 403,
+            message: "the message's signed Timestamp is stale (or in the future): a replay or a wrong clock".to_owned(),
+        });
+    }
     match message.kind() {
         SnsType::SubscriptionConfirmation => {
             verifier.confirm_subscription(&message).await.map_err(refuse)?;

@@ -86,6 +86,8 @@ pub struct SnsConfig {
     pub topic_arns: Vec<String>,
     pub max_cert_bytes: usize,
     pub timeout: Duration,
+    /// How far a message's signed Timestamp may be from now (checked by `ses::receive`, which is given now).
+    pub tolerance: jiff::SignedDuration,
 }
 
 impl SnsConfig {
@@ -104,7 +106,17 @@ impl SnsConfig {
             add_roots(&mut trust_roots, file)?;
         }
         let topic_arns = ses.topic_arns.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
-        Ok(Self { cert_hosts, trust_roots, topic_arns, max_cert_bytes: MAX_CERT_BYTES, timeout: FETCH_TIMEOUT })
+        if ses.tolerance.is_negative() || ses.tolerance.is_zero() {
+            return Err(ConfigError::new("webhooks.ses.tolerance: must be more than 0"));
+        }
+        Ok(Self {
+            cert_hosts,
+            trust_roots,
+            topic_arns,
+            max_cert_bytes: MAX_CERT_BYTES,
+            timeout: FETCH_TIMEOUT,
+            tolerance: ses.tolerance,
+        })
     }
 }
 
@@ -206,6 +218,10 @@ impl SnsVerifier {
     }
 
     /// How many signing keys the cache holds.
+    pub fn tolerance(&self) -> jiff::SignedDuration {
+        self.config.tolerance
+    }
+
     pub fn cached_keys(&self) -> usize {
         self.keys.len()
     }
@@ -244,6 +260,7 @@ mod tests {
             cert_hosts: cert_hosts.iter().map(|h| h.to_string()).collect(),
             extra_roots_file: extra_roots_file.to_owned(),
             topic_arns: vec![" arn:aws:sns:eu-west-1:1:t ".to_owned(), String::new()],
+            tolerance: jiff::SignedDuration::from_hours(1),
         }
     }
 

@@ -122,6 +122,7 @@ impl Fixture {
             cert_hosts: vec!["localhost".to_owned()],
             extra_roots_file: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
             topic_arns: topic_arns.iter().map(|t| t.to_string()).collect(),
+            tolerance: jiff::SignedDuration::from_hours(1),
         }
     }
 
@@ -143,12 +144,17 @@ impl Fixture {
 impl SnsSigner {
     /// An SNS Notification carrying `message`, signed with SignatureVersion `version` ("1" or "2").
     pub fn notification(&self, version: &str, cert_url: &str, message: &str) -> serde_json::Value {
+        self.notification_at(version, cert_url, message, "2026-11-30T12:00:05.000Z")
+    }
+
+    /// Like [`SnsSigner::notification`], signed as sent at `timestamp` (ISO 8601).
+    pub fn notification_at(&self, version: &str, cert_url: &str, message: &str, timestamp: &str) -> serde_json::Value {
         let mut body = json!({
             "Type": "Notification",
             "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
             "TopicArn": TOPIC,
             "Message": message,
-            "Timestamp": "2026-11-30T12:00:05.000Z",
+            "Timestamp": timestamp,
             "SignatureVersion": version,
             "SigningCertURL": cert_url,
             "UnsubscribeURL": "https://localhost/?Action=Unsubscribe",

@@ -17,6 +17,11 @@ const BOUNCE: &str = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Per
 "feedbackId":"0102019a-feedback-1"},"mail":{"messageId":"0102019a-mail-1","destination":["reader@example.net"],
 "headers":[{"name":"X-Tidings-Ref","value":"trace0123"}],"commonHeaders":{"messageId":"<d-42@news.example.com>"}}}"#;
 
+/// A moment near the fixture's signed Timestamps.
+fn signed_now() -> jiff::Timestamp {
+    "2026-11-30T12:00:30Z".parse().expect("timestamp")
+}
+
 fn bytes(body: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap()
 }
@@ -284,7 +289,7 @@ async fn receiving_a_signed_bounce_gives_its_event() {
     let aws = Fixture::start().await;
     let body = aws.signer.notification("2", &aws.url("/cert.pem"), BOUNCE);
 
-    let receipt = receive(&aws.verifier(&[TOPIC]), &bytes(&body)).await.expect("accepted");
+    let receipt = receive(&aws.verifier(&[TOPIC]), &bytes(&body), signed_now()).await.expect("accepted");
 
     let SesReceipt::Event(event) = receipt else { panic!("not an event: {receipt:?}") };
     assert_eq!((event.kind, event.trace.as_deref()), (BounceKind::Hard, Some("trace0123")));
@@ -298,8 +303,8 @@ async fn receiving_a_signed_subscription_confirms_it_and_an_unsubscribe_visits_n
     let subscribe = aws.signer.confirmation("SubscriptionConfirmation", &aws.url("/cert.pem"), &confirm);
     let unsubscribe = aws.signer.confirmation("UnsubscribeConfirmation", &aws.url("/cert.pem"), &confirm);
 
-    assert_eq!(receive(&verifier, &bytes(&subscribe)).await, Ok(SesReceipt::SubscriptionConfirmed));
-    assert_eq!(receive(&verifier, &bytes(&unsubscribe)).await, Ok(SesReceipt::Unsubscribed));
+    assert_eq!(receive(&verifier, &bytes(&subscribe), signed_now()).await, Ok(SesReceipt::SubscriptionConfirmed));
+    assert_eq!(receive(&verifier, &bytes(&unsubscribe), signed_now()).await, Ok(SesReceipt::Unsubscribed));
 
     assert_eq!(aws.requests("/confirm"), 1);
 }
@@ -312,10 +317,10 @@ async fn receiving_an_altered_bounce_is_refused_with_403_and_a_send_event_is_ign
     altered["MessageId"] = serde_json::json!("another-id");
     let send = aws.signer.notification("1", &aws.url("/cert.pem"), r#"{"eventType":"Send","mail":{}}"#);
 
-    let refusal = receive(&verifier, &bytes(&altered)).await.unwrap_err();
+    let refusal = receive(&verifier, &bytes(&altered), signed_now()).await.unwrap_err();
     assert_eq!(refusal.status, 403);
     assert!(refusal.message.contains("does not match"), "{}", refusal.message);
-    assert_eq!(receive(&verifier, &bytes(&send)).await, Ok(SesReceipt::Ignored));
+    assert_eq!(receive(&verifier, &bytes(&send), signed_now()).await, Ok(SesReceipt::Ignored));
 }
 
 #[tokio::test]
@@ -324,7 +329,8 @@ async fn receiving_when_the_certificate_server_is_unreachable_asks_sns_to_retry(
     let port = fixture::silent_server().await;
     let body = aws.signer.notification("2", &format!("https://localhost:{port}/cert.pem"), BOUNCE);
 
-    let refusal = receive(&aws.verifier_with_timeout(Duration::from_millis(300)), &bytes(&body)).await.unwrap_err();
+    let refusal =
+        receive(&aws.verifier_with_timeout(Duration::from_millis(300)), &bytes(&body), signed_now()).await.unwrap_err();
 
     assert_eq!(refusal.status, 503);
 }
