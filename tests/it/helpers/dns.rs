@@ -57,6 +57,20 @@ impl DnsServer {
             }
             panic!("{DNSMASQ} is missing: install dnsmasq-base (scripts/test does), or set {SKIP_VAR}=1");
         }
+        // A free port can be taken by another test between our look and dnsmasq's bind: start again on another.
+        let mut taken = String::new();
+        for _ in 0..5 {
+            match Self::start_once(zone).await {
+                Ok(server) => return Some(server),
+                Err(log) if log.contains("Address already in use") => taken = log,
+                Err(log) => panic!("dnsmasq did not start: {log}"),
+            }
+        }
+        panic!("dnsmasq did not start: its port was taken five times in a row: {taken}");
+    }
+
+    /// One start on a fresh free port; `Err` with dnsmasq's log when it did not come up.
+    async fn start_once(zone: &Zone) -> Result<DnsServer, String> {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let port = free_port();
         let mut command = Command::new(DNSMASQ);
@@ -84,8 +98,8 @@ impl DnsServer {
         let child =
             command.stdout(Stdio::null()).stderr(log.reopen().expect("log file")).spawn().expect("start dnsmasq");
         let mut server = DnsServer { child, log, port };
-        server.wait_until_listening().await;
-        Some(server)
+        server.wait_until_listening().await?;
+        Ok(server)
     }
 
     /// `127.0.0.1:PORT`, for `doctor.nameserver`.
@@ -93,18 +107,18 @@ impl DnsServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    async fn wait_until_listening(&mut self) {
+    async fn wait_until_listening(&mut self) -> Result<(), String> {
         // dnsmasq gives no sign of readiness but its open ports: up to 30 s in steps of 20 ms (a loaded machine).
         for _ in 0..1_500 {
             if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("dnsmasq exited ({status}): {}", self.log());
+                return Err(format!("dnsmasq exited ({status}): {}", self.log()));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("dnsmasq did not start: {}", self.log());
+        Err(format!("dnsmasq did not start: {}", self.log()))
     }
 
     pub fn log(&self) -> String {

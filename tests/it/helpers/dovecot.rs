@@ -49,6 +49,20 @@ impl Dovecot {
             }
             panic!("{DOVECOT} is missing: install dovecot-imapd (scripts/test does), or set {SKIP_VAR}=1");
         }
+        // A free port can be taken by another test between our look and Dovecot's bind: start again on others.
+        let mut taken = String::new();
+        for _ in 0..5 {
+            match Self::start_once(options).await {
+                Ok(server) => return Some(server),
+                Err(log) if log.contains("Address already in use") => taken = log,
+                Err(log) => panic!("dovecot did not start: {log}"),
+            }
+        }
+        panic!("dovecot did not start: its ports were taken five times in a row: {taken}");
+    }
+
+    /// One start on fresh free ports; `Err` with Dovecot's log when it did not come up.
+    async fn start_once(options: DovecotOptions) -> Result<Dovecot, String> {
         let dir = tempfile::tempdir().expect("temporary folder");
         let root = dir.path();
         // Dovecot refuses to deliver mail as root: the mail belongs to `nobody` when the tests run as root.
@@ -88,25 +102,28 @@ impl Dovecot {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start dovecot");
-        let server = Dovecot { child, dir, port, tls_port };
-        server.wait_until_listening().await;
-        Some(server)
+        let mut server = Dovecot { child, dir, port, tls_port };
+        server.wait_until_listening().await?;
+        Ok(server)
     }
 
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
-    async fn wait_until_listening(&self) {
+    async fn wait_until_listening(&mut self) -> Result<(), String> {
         // Dovecot gives no sign of readiness but its open ports: up to 60 s in steps of 50 ms (a loaded machine).
         for port in std::iter::once(self.port).chain(self.tls_port) {
             let mut attempts = 0;
             while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
                 attempts += 1;
-                assert!(attempts < 1_200, "dovecot did not start: {}", self.log());
+                if attempts >= 1_200 || self.child.try_wait().is_ok_and(|status| status.is_some()) {
+                    return Err(self.log());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        Ok(())
     }
 
     /// Dovecot's own log, for failure messages.

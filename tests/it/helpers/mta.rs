@@ -84,7 +84,6 @@ impl Postfix {
         run(Command::new("install")
             .args(["-d", "-o", "postfix", "-g", "postdrop", "-m", "0710"])
             .arg(queue.join("public")));
-        let port = free_port();
         let transport: Vec<String> =
             routes.iter().map(|(domain, port)| format!("{domain}=smtp:[127.0.0.1]:{port}")).collect();
         let main_cf = format!(
@@ -144,11 +143,25 @@ impl Postfix {
             "scache unix - - n - 1 scache",
             "postlog unix-dgram n - n - 1 postlogd",
         ];
-        let master_cf = format!("127.0.0.1:{port} inet n - n - - smtpd\n{}\n", services.join("\n"));
-        std::fs::write(root.join("master.cf"), master_cf).expect("write master.cf");
-        // `-w`: wait until the master is up, then return; it runs detached, and `Drop` stops it by its pid.
-        run(Command::new(POSTFIX_MASTER).arg("-c").arg(root).arg("-w"));
-        Some(Postfix { dir, port })
+        // A free port can be taken by another test between our look and the master's bind: start again on another.
+        for _ in 0..5 {
+            let port = free_port();
+            let master_cf = format!("127.0.0.1:{port} inet n - n - - smtpd\n{}\n", services.join("\n"));
+            std::fs::write(root.join("master.cf"), master_cf).expect("write master.cf");
+            // `-w`: wait until the master is up, then return; it runs detached, and `Drop` stops it by its pid.
+            let output = Command::new(POSTFIX_MASTER).arg("-c").arg(root).arg("-w").output().expect("run postfix");
+            if output.status.success() {
+                return Some(Postfix { dir, port });
+            }
+            let said = format!(
+                "{}{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+                std::fs::read_to_string(root.join("maillog")).unwrap_or_default()
+            );
+            assert!(said.contains("in use"), "the Postfix master did not start: {said}");
+        }
+        panic!("the Postfix master did not start: its port was taken five times in a row")
     }
 
     /// Postfix's own log of this instance, for failure messages.
