@@ -10,6 +10,7 @@
 # Usage: bench/db-cpu.sh [SUBSCRIBERS] [SESSIONS]
 #   (needs Debian's postgresql and postfix; run as root, PostgreSQL runs as the postgres user)
 #   BENCH_BIN=path runs that binary instead of building a release one.
+#   BENCH_SQL=file runs that SQL on the database before the send (to try a schema change without a build).
 #   STATEMENTS=1 also loads pg_stat_statements and prints the statements by total time (it costs a little CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,7 @@ awk -v n="$subscribers" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) pr
 "$tidings" subscriber import "$dir/subscribers.csv" >/dev/null
 "$tidings" issue add emails/issues/122.md >/dev/null
 "$tidings" issue send 122 >/dev/null
+[[ -n "${BENCH_SQL:-}" ]] && psql -d bench <"$BENCH_SQL"
 psql -d bench -c "CHECKPOINT"
 [[ -n "${STATEMENTS:-}" ]] && psql -d bench -c "SELECT pg_stat_statements_reset()" >/dev/null
 

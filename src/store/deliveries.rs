@@ -123,30 +123,25 @@ impl Store {
     /// the relay; one without goes back to the queue as it was never handed over. Returns how many became
     /// ambiguous and how many went back to the queue.
     pub async fn reclaim_abandoned(&self, now: Timestamp, dead_before: Timestamp) -> anyhow::Result<(u64, u64)> {
-        let abandoned = "status = 'sending' AND (lease_expires_at < $1 \
-             OR NOT EXISTS (SELECT 1 FROM daemons WHERE daemons.id = deliveries.lease_owner AND heartbeat_at >= $2))";
-        let ambiguous = format!(
-            "UPDATE deliveries SET status = 'ambiguous', ambiguous_at = $1, not_before = $1, in_flight_at = NULL, \
-             lease_owner = NULL, lease_expires_at = NULL, \
-             last_error = 'the daemon sending it stopped after its final dot was written, before the reply was recorded', \
-             updated_at = $1 WHERE in_flight_at IS NOT NULL AND {abandoned}"
-        );
-        let queued = format!(
-            "UPDATE deliveries SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-             WHERE in_flight_at IS NULL AND {abandoned}"
-        );
-        let changed = on_pool!(self, pool => {
-            let mut changed = (0, 0);
-            for (sql, count) in [(ambiguous, &mut changed.0), (queued, &mut changed.1)] {
-                *count = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(to_millis(now))
-                    .bind(to_millis(dead_before))
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            }
-            changed
-        });
+        // One statement for both kinds, so that the range of `sending` deliveries (which also holds the index
+        // entries of every delivery settled since the last vacuum) is read once per step, not twice.
+        let sql = "UPDATE deliveries SET \
+             status = CASE WHEN in_flight_at IS NULL THEN 'queued' ELSE 'ambiguous' END, \
+             ambiguous_at = CASE WHEN in_flight_at IS NULL THEN ambiguous_at ELSE $1 END, \
+             not_before = CASE WHEN in_flight_at IS NULL THEN not_before ELSE $1 END, \
+             last_error = CASE WHEN in_flight_at IS NULL THEN last_error ELSE \
+             'the daemon sending it stopped after its final dot was written, before the reply was recorded' END, \
+             in_flight_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+             WHERE status = 'sending' AND (lease_expires_at < $1 \
+             OR NOT EXISTS (SELECT 1 FROM daemons WHERE daemons.id = deliveries.lease_owner AND heartbeat_at >= $2)) \
+             RETURNING status";
+        let settled: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(to_millis(now))
+            .bind(to_millis(dead_before))
+            .fetch_all(pool)
+            .await)?;
+        let ambiguous = settled.iter().filter(|(status,)| status == "ambiguous").count() as u64;
+        let changed = (ambiguous, settled.len() as u64 - ambiguous);
         Ok(changed)
     }
 
@@ -158,20 +153,27 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> anyhow::Result<Vec<ClaimedDelivery>> {
-        let lock = match self.backend() {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
+        // How the claimed ids are picked: on PostgreSQL as an array, so that the claimed rows are found through
+        // the primary key (with `id IN (SELECT ...)` the planner hashes the picked ids and reads the whole
+        // table for each claim), locked with SKIP LOCKED so that several daemons claim disjoint batches.
+        let (pick, picked, lock) = match self.backend() {
+            Backend::Sqlite => ("id IN (", ")", ""),
+            Backend::Postgres => ("id = ANY(ARRAY(", "))", "FOR UPDATE OF d SKIP LOCKED"),
         };
         // One status at a time, so that each claim is a range of the (status, not_before) index read in order:
         // with `status IN (...)` the database would sort every due row for each batch. Deliveries whose first
-        // attempt had an unknown outcome go first, then retries, then the rest.
-        let claim = format!(
-            "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
-             WHERE id IN (SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-             WHERE d.status = $5 AND d.not_before <= $3 AND d.is_test = false \
-             AND i.status = 'sending' ORDER BY d.not_before, d.id LIMIT $4 {lock}) \
-             RETURNING id"
-        );
+        // attempt had an unknown outcome go first, then retries, then the rest. The status is written into the
+        // statement (one prepared statement per status): a plan for a status given as a parameter could not
+        // use the index, which holds only unsettled deliveries.
+        let claim = |status: &str| {
+            format!(
+                "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
+                 WHERE {pick}SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+                 WHERE d.status = '{status}' AND d.not_before <= $3 AND d.is_test = false \
+                 AND i.status = 'sending' ORDER BY d.not_before, d.id LIMIT $4 {lock}{picked} \
+                 RETURNING id"
+            )
+        };
         let details = "SELECT d.id, d.issue_id, i.list_id, d.subscriber_id, d.message_id, d.attempts, d.first_attempt_at, \
                        d.ambiguous_at, s.email, s.name FROM deliveries d JOIN issues i ON i.id = d.issue_id \
                        LEFT JOIN subscribers s ON s.id = d.subscriber_id \
@@ -180,13 +182,16 @@ impl Store {
             // Each claim returns what sending needs (a data-modifying WITH joined to the issue and subscriber),
             // autocommitted: one statement per status, no second read of the claimed rows.
             Store::Postgres(pool) => {
-                let claim_returning = format!(
-                    "WITH c AS ({claim}, issue_id, subscriber_id, message_id, attempts, first_attempt_at, ambiguous_at, \
+                let claim_returning = |status: &str| {
+                    format!(
+                        "WITH c AS ({}, issue_id, subscriber_id, message_id, attempts, first_attempt_at, ambiguous_at, \
                      not_before) \
                      SELECT c.id, c.issue_id, i.list_id, c.subscriber_id, c.message_id, c.attempts, c.first_attempt_at, \
                      c.ambiguous_at, s.email, s.name FROM c JOIN issues i ON i.id = c.issue_id \
-                     LEFT JOIN subscribers s ON s.id = c.subscriber_id ORDER BY c.not_before, c.id"
-                );
+                     LEFT JOIN subscribers s ON s.id = c.subscriber_id ORDER BY c.not_before, c.id",
+                        claim(status)
+                    )
+                };
                 async {
                     let mut claimed: Vec<ClaimedDelivery> = Vec::new();
                     for status in ["ambiguous", "retry_wait", "queued"] {
@@ -194,12 +199,11 @@ impl Store {
                         if wanted <= 0 {
                             break;
                         }
-                        let rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(claim_returning.clone()))
+                        let rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(claim_returning(status)))
                             .bind(owner)
                             .bind(to_millis(lease_until))
                             .bind(to_millis(now))
                             .bind(wanted)
-                            .bind(status)
                             .fetch_all(pool)
                             .await?;
                         claimed.extend(rows);
@@ -217,12 +221,11 @@ impl Store {
                         if wanted <= 0 {
                             break;
                         }
-                        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.clone()))
+                        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim(status)))
                             .bind(owner)
                             .bind(to_millis(lease_until))
                             .bind(to_millis(now))
                             .bind(wanted)
-                            .bind(status)
                             .fetch_all(&mut *tx)
                             .await?;
                         claimed.extend(rows);
@@ -357,13 +360,17 @@ impl Store {
     /// issue, so an idle daemon does not read every waiting delivery (a local-time send leaves most of a list
     /// waiting for hours).
     pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
-        let sql = "SELECT d.not_before FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-                   WHERE d.status = $1 AND i.status = 'sending' AND d.is_test = false \
-                   ORDER BY d.not_before LIMIT 1";
         let mut next: Option<i64> = None;
         for status in ["queued", "retry_wait", "ambiguous"] {
-            let found: Option<(i64,)> =
-                on_pool!(self, pool => sqlx::query_as(sql).bind(status).fetch_optional(pool).await)?;
+            // The status is written into the statement, as in a claim: the index holds only unsettled deliveries.
+            let sql = format!(
+                "SELECT d.not_before FROM deliveries d JOIN issues i ON i.id = d.issue_id \
+                 WHERE d.status = '{status}' AND i.status = 'sending' AND d.is_test = false \
+                 ORDER BY d.not_before LIMIT 1"
+            );
+            let found: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_optional(pool)
+                .await)?;
             if let Some((at,)) = found {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
