@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::{Name, ResolveError};
 
@@ -27,6 +28,9 @@ pub(crate) enum DnsError {
 
 pub(crate) struct Dns {
     resolver: TokioResolver,
+    /// Set when the server did not answer at all (a timeout, no connection): later questions are not asked,
+    /// so a wrong `doctor.nameserver` costs one timeout, not one per record.
+    unanswered: std::sync::Mutex<Option<String>>,
 }
 
 impl Dns {
@@ -50,13 +54,14 @@ impl Dns {
         options.attempts = 2;
         // Each run asks once; a cache would only hide a record just published.
         options.cache_size = 0;
-        Ok(Self { resolver: builder.build() })
+        Ok(Self { resolver: builder.build(), unanswered: std::sync::Mutex::new(None) })
     }
 
     /// The TXT records at `name`, each record's strings joined as SPF and DKIM read them.
     pub(crate) async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
         let name = fqdn(name)?;
-        let lookup = self.resolver.txt_lookup(name).await.map_err(failure)?;
+        self.answering()?;
+        let lookup = self.resolver.txt_lookup(name).await.map_err(|e| self.failure(e))?;
         let records: Vec<String> = lookup
             .iter()
             .map(|txt| txt.txt_data().iter().map(|part| String::from_utf8_lossy(part)).collect::<String>())
@@ -67,7 +72,8 @@ impl Dns {
     /// The mail exchangers of `name`, by preference.
     pub(crate) async fn mx(&self, name: &str) -> Result<Vec<String>, DnsError> {
         let name = fqdn(name)?;
-        let lookup = self.resolver.mx_lookup(name).await.map_err(failure)?;
+        self.answering()?;
+        let lookup = self.resolver.mx_lookup(name).await.map_err(|e| self.failure(e))?;
         let mut records: Vec<(u16, String)> = lookup
             .iter()
             .map(|mx| (mx.preference(), mx.exchange().to_utf8().trim_end_matches('.').to_owned()))
@@ -86,10 +92,25 @@ fn fqdn(name: &str) -> Result<Name, DnsError> {
     Name::from_utf8(&absolute).map_err(|e| DnsError::Failed(format!("`{name}` is not a DNS name: {e}")))
 }
 
-fn failure(error: ResolveError) -> DnsError {
-    if error.is_no_records_found() || error.is_nx_domain() {
-        DnsError::NotFound
-    } else {
-        DnsError::Failed(error.to_string())
+impl Dns {
+    /// `Err` when an earlier question got no answer at all.
+    fn answering(&self) -> Result<(), DnsError> {
+        match self.unanswered.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(why) => Err(DnsError::Failed(format!("{why} (an earlier question got no answer: not asked)"))),
+            None => Ok(()),
+        }
+    }
+
+    fn failure(&self, error: ResolveError) -> DnsError {
+        if error.is_no_records_found() || error.is_nx_domain() {
+            return DnsError::NotFound;
+        }
+        let why = error.to_string();
+        let silent =
+            error.proto().is_some_and(|p| p.is_no_connections() || matches!(p.kind(), ProtoErrorKind::Timeout));
+        if silent {
+            *self.unanswered.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        }
+        DnsError::Failed(why)
     }
 }

@@ -401,3 +401,31 @@ async fn an_rsa_key_published_across_several_txt_strings_is_read_whole() {
     assert_eq!(check(&report, "dkim")["status"], "ok", "{report:#}");
     assert_eq!(code, ExitCode::SUCCESS, "{report:#}");
 }
+
+#[tokio::test]
+async fn a_name_server_that_never_answers_fails_the_first_question_and_the_others_are_not_asked() {
+    // A UDP socket nobody reads and a TCP listener nobody answers: every question times out.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    let port = udp.local_addr().expect("address").port();
+    let _tcp = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind TCP on the same port");
+    let relay = TlsRelay::start(USER, PASSWORD).await;
+    let Some(dns) = DnsServer::start(&good_zone()).await else { return };
+    let silent = format!("127.0.0.1:{port}");
+    let vars = with(
+        &good_settings(&dns, &relay),
+        &[("TIDINGS_DOCTOR__NAMESERVER", &silent), ("TIDINGS_DOCTOR__TIMEOUT", "1s")],
+    );
+
+    let (code, report) = doctor(&vars).await;
+
+    assert_eq!(code, ExitCode::FAILURE, "{report:#}");
+    let spf = check(&report, "spf");
+    assert_eq!(spf["status"], "failure", "{report:#}");
+    assert!(spf["message"].as_str().is_some_and(|m| m.contains("cannot look up")), "{spf:#}");
+    let dmarc = check(&report, "dmarc");
+    assert_eq!(dmarc["status"], "failure", "{report:#}");
+    assert!(dmarc["message"].as_str().is_some_and(|m| m.contains("not asked")), "{dmarc:#}");
+    // The relay and the settings are still checked.
+    assert_eq!(check(&report, "relay")["status"], "ok", "{report:#}");
+    assert_eq!(check(&report, "postal-address")["status"], "ok", "{report:#}");
+}
