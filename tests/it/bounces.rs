@@ -83,7 +83,7 @@ pub(crate) fn complaint(original: &ReceivedMessage, id: &str) -> Vec<u8> {
 }
 
 /// Everything a report can change, as one comparable text.
-async fn standing(app: &WebApp) -> String {
+pub(crate) async fn standing(app: &WebApp) -> String {
     let statuses = app
         .query_text("SELECT STRING_AGG(status, ',') FROM (SELECT status FROM subscriptions ORDER BY subscriber_id) s")
         .await;

@@ -1,23 +1,15 @@
 //! The markup of the sample issue where a browser is not needed: the filler after the preheader, and the `---`
 //! before the outro as a divider.
 
-use tidings::render::{Branding, ConfirmRecipient, Recipient, Templates, compile_confirm, compile_issue, parse_issue};
+use tidings::render::{ConfirmRecipient, Recipient, Templates, compile_confirm, compile_issue, parse_issue};
 
 const SAMPLE: &str = include_str!("../../emails/issues/122.md");
 const FILLER: &str = "&#847; &zwnj; &nbsp;";
 
-fn branding() -> Branding {
-    Branding {
-        list_name: "So, what's up in China?".to_owned(),
-        organization: "Example Insights Ltd".to_owned(),
-        postal_address: "1 Example Road, 200000 Shanghai, China".to_owned(),
-        sender_email: "digest@example.com".to_owned(),
-    }
-}
-
 fn html_of(markdown: &str) -> String {
     let source = parse_issue("issue.md", markdown).expect("the issue parses");
-    let issue = compile_issue(&Templates::embedded(), &source, &branding()).expect("the issue compiles");
+    let issue =
+        compile_issue(&Templates::embedded(), &source, &crate::helpers::sample_branding()).expect("the issue compiles");
     let rate = [
         "https://x.example/r1",
         "https://x.example/r2",
@@ -58,7 +50,8 @@ fn the_preheader_is_followed_by_invisible_filler_so_an_inbox_preview_stops_there
     let longest = html.lines().filter(|line| line.contains(FILLER)).map(str::len).max();
     assert!(longest <= Some(998), "the filler is wrapped into lines a mail line may hold: {longest:?}");
 
-    let confirm = compile_confirm(&Templates::embedded(), &branding(), "Weekly").expect("compiles");
+    let confirm =
+        compile_confirm(&Templates::embedded(), &crate::helpers::sample_branding(), "Weekly").expect("compiles");
     let confirm = confirm.personalise(&ConfirmRecipient { name: "Ana", confirm_url: "https://x.example/c" }).html();
     assert!(preview(&confirm).replace('\n', " ").starts_with(&format!("One click and you are on the list.{FILLER} ")));
 }

@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tidings::render::{
-    Branding, CompiledIssue, ConfirmRecipient, Recipient, RenderError, Templates, compile_confirm, compile_issue,
-    parse_issue,
+    CompiledIssue, ConfirmRecipient, Recipient, RenderError, Templates, compile_confirm, compile_issue, parse_issue,
 };
 
 const SAMPLE: &str = include_str!("../../emails/issues/122.md");
@@ -16,18 +15,10 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn branding() -> Branding {
-    Branding {
-        list_name: "So, what's up in China?".to_owned(),
-        organization: "Example Insights Ltd".to_owned(),
-        postal_address: "1 Example Road, 200000 Shanghai, China".to_owned(),
-        sender_email: "digest@example.com".to_owned(),
-    }
-}
-
 fn sample() -> CompiledIssue {
     let source = parse_issue("emails/issues/122.md", SAMPLE).expect("the sample issue parses");
-    compile_issue(&Templates::embedded(), &source, &branding()).expect("the sample issue compiles")
+    compile_issue(&Templates::embedded(), &source, &crate::helpers::sample_branding())
+        .expect("the sample issue compiles")
 }
 
 /// Distinct fake URLs for one recipient, so each can be found in the output.
@@ -93,7 +84,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn compile_sample_with(templates: &Templates) -> Result<CompiledIssue, RenderError> {
-    compile_issue(templates, &parse_issue("122.md", SAMPLE).expect("parses"), &branding())
+    compile_issue(templates, &parse_issue("122.md", SAMPLE).expect("parses"), &crate::helpers::sample_branding())
 }
 
 #[test]
@@ -262,7 +253,7 @@ fn the_email_fits_a_phone_and_supports_dark_mode() {
 fn raw_html_in_an_issue_is_shown_as_text() {
     let markdown = SAMPLE.replace("China's regulators", "<b onmouseover=\"steal()\">China's</b> regulators");
     let source = parse_issue("122.md", &markdown).expect("parses");
-    let issue = compile_issue(&Templates::embedded(), &source, &branding()).expect("compiles");
+    let issue = compile_issue(&Templates::embedded(), &source, &crate::helpers::sample_branding()).expect("compiles");
     let links = Links::for_subscriber(1);
     let html = issue.personalise(&links.recipient("Ana")).html();
     assert!(!html.contains("<b onmouseover"));
@@ -285,7 +276,8 @@ fn a_missing_template_file_is_named() {
 
 #[test]
 fn the_confirmation_email_has_one_button_to_the_confirm_link_and_says_it_can_be_ignored() {
-    let confirm = compile_confirm(&Templates::embedded(), &branding(), "Weekly China").expect("compiles");
+    let confirm =
+        compile_confirm(&Templates::embedded(), &crate::helpers::sample_branding(), "Weekly China").expect("compiles");
     assert_eq!(confirm.subject(), "Confirm your subscription to Weekly China");
     let url = "https://tidings.example/confirm/tok9";
     let email = confirm.personalise(&ConfirmRecipient { name: "Ana", confirm_url: url });
@@ -408,7 +400,8 @@ fn long_issue() -> CompiledIssue {
         ));
     }
     let parsed = parse_issue("900.md", &source).expect("the generated issue parses");
-    compile_issue(&Templates::embedded(), &parsed, &branding()).expect("the generated issue compiles")
+    compile_issue(&Templates::embedded(), &parsed, &crate::helpers::sample_branding())
+        .expect("the generated issue compiles")
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use scraper::{Html, Node};
-use tidings::render::{Branding, ConfirmRecipient, Recipient, Templates, compile_confirm, compile_issue, parse_issue};
+use tidings::render::{ConfirmRecipient, Recipient, Templates, compile_confirm, compile_issue, parse_issue};
 
 use data::{Allowed, CLIENTS, Support, Verdict, client_name};
 
@@ -218,15 +218,6 @@ fn stale(allowlist: &BTreeMap<String, Allowed>, verdicts: &Verdicts) -> Vec<Stri
     stale
 }
 
-fn branding() -> Branding {
-    Branding {
-        list_name: "So, what's up in China?".to_owned(),
-        organization: "Example Insights Ltd".to_owned(),
-        postal_address: "1 Example Road, 200000 Shanghai, China".to_owned(),
-        sender_email: "digest@example.com".to_owned(),
-    }
-}
-
 /// Every email the gate checks, as its recipient gets it: (name for messages, HTML).
 fn emails() -> Vec<(String, String)> {
     let templates = Templates::embedded();
@@ -245,7 +236,8 @@ fn emails() -> Vec<(String, String)> {
         let name = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
         let text = std::fs::read_to_string(&path).expect("read the sample issue");
         let source = parse_issue(&name, &text).unwrap_or_else(|e| panic!("{e}"));
-        let compiled = compile_issue(&templates, &source, &branding()).unwrap_or_else(|e| panic!("{e}"));
+        let compiled =
+            compile_issue(&templates, &source, &crate::helpers::sample_branding()).unwrap_or_else(|e| panic!("{e}"));
         let recipient = Recipient {
             name: "Ana",
             unsubscribe_url: &unsubscribe,
@@ -255,7 +247,8 @@ fn emails() -> Vec<(String, String)> {
         };
         emails.push((name, compiled.personalise(&recipient).html()));
     }
-    let confirm = compile_confirm(&templates, &branding(), "Weekly China").expect("the confirmation email compiles");
+    let confirm = compile_confirm(&templates, &crate::helpers::sample_branding(), "Weekly China")
+        .expect("the confirmation email compiles");
     let confirm_url = url("c");
     emails.push((
         "confirm.mjml".into(),

@@ -14,6 +14,8 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use tokio::net::TcpStream;
 
+use super::free_port;
+
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const SKIP_VAR: &str = "DOVECOT_TEST_SKIP";
 pub const USER: &str = "bounces";
@@ -310,8 +312,4 @@ fn mail_ids() -> (u32, u32) {
     } else {
         (id("-u", None), id("-g", None))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port()
 }

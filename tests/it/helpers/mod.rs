@@ -234,3 +234,20 @@ pub async fn sample_issue_engine(
         .expect("delivery context");
     (settings, engine, issue_id)
 }
+
+/// The sender's branding the sample issue is compiled with in the rendering tests.
+pub fn sample_branding() -> tidings::render::Branding {
+    tidings::render::Branding {
+        list_name: "So, what's up in China?".to_owned(),
+        organization: "Example Insights Ltd".to_owned(),
+        postal_address: "1 Example Road, 200000 Shanghai, China".to_owned(),
+        sender_email: "digest@example.com".to_owned(),
+    }
+}
+
+/// A loopback TCP port free at this moment. Another test may take it before it is bound: a server started on it
+/// must start again on another when its bind fails (see `dovecot.rs`, `mta.rs`).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}

@@ -34,10 +34,7 @@ fn available(what: &str, present: bool) -> bool {
 
 /// A free loopback port: bound, read, released. Postfix names its ports in its configuration, so the test
 /// cannot hand it a bound socket.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
+pub use super::free_port;
 
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap_or_else(|e| panic!("run {command:?}: {e}"));

@@ -20,6 +20,7 @@ use tokio_rustls::rustls::{self, pki_types};
 
 use super::WebApp;
 use crate::helpers::TestDatabase;
+use crate::helpers::free_port;
 
 /// Set by scripts/test outside CI when it could not install nginx: the proxy test then skips, loudly.
 const SKIP_VAR: &str = "NGINX_TEST_SKIP";
@@ -38,10 +39,6 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 fn run(program: &str, args: &[&str]) {
