@@ -5,8 +5,9 @@
 //! every registered extension's parameters, dot-unstuffing, and a discarding receiver for oversized data), and
 //! this file keeps the small session state around it. It is never an open relay: a recipient must be a valid
 //! signed return path or the complaint address (550 5.1.1 otherwise). A message over the size limit gets 552; a
-//! client over its connection or rate limit gets 421 or 451; a report the database cannot take gets 451, so
-//! the sender keeps it and tries again. 250 means the report is committed.
+//! client over its connection or rate limit gets 421 or 451; a session past 10 errors (refused recipients and
+//! commands out of sequence included, across greetings) gets 421 and is closed; a report the database cannot
+//! take gets 451, so the sender keeps it and tries again. 250 means the report is committed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -221,6 +222,11 @@ impl Session<'_> {
                     Next::Data => data = Some(Data::new()),
                     Next::Quit => return Ok(()),
                 }
+                // Refused recipients and commands out of sequence count too: a client guessing return paths
+                // is cut off after a few, and a new greeting does not forgive them.
+                if self.state.errors > MAX_ERRORS {
+                    return self.reply("421 4.7.0 Too many errors, closing\r\n").await;
+                }
             }
         }
     }
@@ -254,11 +260,11 @@ impl Session<'_> {
                 self.reply("500 5.5.1 This is an SMTP server: say EHLO\r\n").await?;
             }
             Request::Helo { .. } => {
-                self.state = State { greeted: true, ..State::default() };
+                self.state = State { greeted: true, errors: self.state.errors, ..State::default() };
                 self.reply("250 Hello\r\n").await?;
             }
             Request::Ehlo { .. } | Request::Lhlo { .. } => {
-                self.state = State { greeted: true, ..State::default() };
+                self.state = State { greeted: true, errors: self.state.errors, ..State::default() };
                 let text = format!(
                     "250-Hello\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE {max}\r\n"
                 );

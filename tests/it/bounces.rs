@@ -385,3 +385,30 @@ async fn a_report_the_database_cannot_take_gets_451_and_is_taken_once_it_can() {
     client.quit().await;
     assert_eq!(app.status_of(&address(0)).await, "bounced");
 }
+
+/// The listener's rules, not the store's: SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_guessing_return_paths_is_cut_off_after_ten_refusals_and_a_new_greeting_does_not_forgive_them() {
+    let app = app(TestDatabase::sqlite().await, 1, &[]).await;
+    let port = app.report_port.expect("the listener runs");
+    let mut client = ReportClient::hello(port, false).await;
+    let guess = |i: usize| format!("RCPT TO:<bounces+guess{i}aaaaaaaaaaaaaaaa@bounces.example.com>");
+    let mut replies = Vec::new();
+    assert!(client.command("MAIL FROM:<>").await.starts_with("250"));
+    for i in 0..6 {
+        replies.push(client.command(&guess(i)).await);
+    }
+    // A new greeting and a new transaction: the refusals so far still count.
+    assert!(client.command("EHLO again.example.net").await.starts_with("250"));
+    assert!(client.command("MAIL FROM:<>").await.starts_with("250"));
+    for i in 6..11 {
+        replies.push(client.command(&guess(i)).await);
+    }
+    assert!(replies.iter().all(|r| r.starts_with("550 5.1.1")), "{replies:#?}");
+    // The eleventh refusal is followed by the listener's goodbye, and the connection closes.
+    assert!(client.reply().await.starts_with("421 4.7.0"));
+    assert_eq!(client.reply().await, "", "the listener closed the connection");
+    // Nothing was stored, and another client is still served.
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM bounce_reports").await, 0);
+    ReportClient::hello(port, false).await.quit().await;
+}
