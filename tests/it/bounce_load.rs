@@ -266,9 +266,10 @@ async fn a_flood_of_ten_thousand_invalid_reports_changes_nothing_while_a_valid_r
 
     let refused = Arc::new(AtomicUsize::new(0));
     let stored = Arc::new(AtomicUsize::new(0));
+    let cut_off = Arc::new(AtomicUsize::new(0));
     let mut flood = tokio::task::JoinSet::new();
     for connection in 0..CONNECTIONS {
-        let (refused, stored, other) = (refused.clone(), stored.clone(), other.clone());
+        let (refused, stored, cut_off, other) = (refused.clone(), stored.clone(), cut_off.clone(), other.clone());
         flood.spawn(async move {
             let mut sender = Sender::connect(port).await.expect("connect");
             for n in (connection..FLOOD).step_by(CONNECTIONS) {
@@ -290,7 +291,20 @@ async fn a_flood_of_ten_thousand_invalid_reports_changes_nothing_while_a_valid_r
                         (COMPLAINTS.to_owned(), dot_stuffed(text.as_bytes()))
                     }
                 };
-                let reply = sender.deliver(&recipient, &message).await.expect("the listener keeps serving");
+                // The listener closes a session past its error limit (ten refusals): a flooder must reconnect.
+                let mut reply = String::new();
+                for _ in 0..3 {
+                    match sender.deliver(&recipient, &message).await {
+                        Ok(answer) if !answer.starts_with("421") => {
+                            reply = answer;
+                            break;
+                        }
+                        _ => {
+                            cut_off.fetch_add(1, Ordering::Relaxed);
+                            sender = Sender::connect(port).await.expect("the listener takes the client again");
+                        }
+                    }
+                }
                 if reply.starts_with("550 5.1.1") {
                     refused.fetch_add(1, Ordering::Relaxed);
                 } else if reply.starts_with("250") {
@@ -314,6 +328,13 @@ async fn a_flood_of_ten_thousand_invalid_reports_changes_nothing_while_a_valid_r
 
     assert_eq!(refused.load(Ordering::Relaxed) + stored.load(Ordering::Relaxed), FLOOD);
     assert_eq!(refused.load(Ordering::Relaxed), FLOOD - FLOOD / 3, "every forged or unknown return path got 550");
+    // 6,667 refusals over 8 connections: each session is closed after its eleventh (the last one or two of each
+    // connection may end before the client notices).
+    assert!(
+        cut_off.load(Ordering::Relaxed) >= (FLOOD - FLOOD / 3) / 11 - 2 * CONNECTIONS,
+        "flooding sessions were closed past the error limit: {} times",
+        cut_off.load(Ordering::Relaxed)
+    );
     assert_eq!(app.status_of(&address(0)).await, "bounced", "the valid report was applied");
     for i in 1..3 {
         assert_eq!(app.status_of(&address(i)).await, "active");
