@@ -36,21 +36,15 @@ impl Delivery {
     async fn new(db: TestDatabase, subscribers: usize, extra: &[(&str, &str)]) -> Self {
         let smtp = SmtpServer::start().await;
         let port = smtp.port().to_string();
-        let mut env = vec![
-            ("TIDINGS_DATABASE__URL", db.url.as_str()),
-            ("TIDINGS_TRANSPORT__KIND", "smtp"),
-            ("TIDINGS_SMTP__HOST", "127.0.0.1"),
-            ("TIDINGS_SMTP__PORT", port.as_str()),
-            ("TIDINGS_SMTP__TLS", "none"),
+        let mut env = crate::helpers::smtp_test_env(&db, &port);
+        env.extend([
             ("TIDINGS_SMTP__POOL_SIZE", "4"),
-            ("TIDINGS_DELIVERY__PER_SECOND", "0"),
             ("TIDINGS_DELIVERY__BATCH_SIZE", "250"),
             ("TIDINGS_LINKS__SIGNING_KEYS", KEYS),
             ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
-        ];
+        ]);
         env.extend_from_slice(extra);
-        let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
+        let settings = crate::helpers::settings_of(&env);
 
         db.import((0..subscribers).map(|i| (address(i), format!("Reader {i}"), None)), db.clock.now()).await;
         let added = db.tidings_env(&["issue", "add", SAMPLE], &env);

@@ -211,21 +211,14 @@ pub async fn sample_issue_engine(
 ) -> (tidings::configuration::Settings, tidings::worker::DeliveryContext, i64) {
     const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emails/issues/122.md");
     let port = smtp_port.to_string();
-    let mut env = vec![
-        ("TIDINGS_DATABASE__URL", db.url.as_str()),
-        ("TIDINGS_TRANSPORT__KIND", "smtp"),
-        ("TIDINGS_SMTP__HOST", "127.0.0.1"),
-        ("TIDINGS_SMTP__PORT", port.as_str()),
-        ("TIDINGS_SMTP__TLS", "none"),
+    let mut env = smtp_test_env(db, &port);
+    env.extend([
         ("TIDINGS_SMTP__POOL_SIZE", "2"),
-        ("TIDINGS_DELIVERY__PER_SECOND", "0"),
         ("TIDINGS_LINKS__SIGNING_KEYS", TEST_KEYS),
         ("TIDINGS_HTTP__BASE_URL", "https://news.example.com"),
-    ];
+    ]);
     env.extend_from_slice(extra);
-    let vars: std::collections::HashMap<String, String> =
-        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
+    let settings = settings_of(&env);
     let added = db.tidings_env(&["issue", "add", SAMPLE], &env);
     assert_eq!(added.code, Some(0), "{}", added.stderr);
     let issue_id = db.store.issue_by_number(db.list_id, 122).await.expect("query").expect("issue").id;
@@ -243,6 +236,26 @@ pub fn sample_branding() -> tidings::render::Branding {
         postal_address: "1 Example Road, 200000 Shanghai, China".to_owned(),
         sender_email: "digest@example.com".to_owned(),
     }
+}
+
+/// The settings that send through the SMTP test server on `port` (plaintext, no rate limit) into `db`; callers
+/// add their pool size, keys and the rest.
+pub fn smtp_test_env<'a>(db: &'a TestDatabase, port: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("TIDINGS_DATABASE__URL", db.url.as_str()),
+        ("TIDINGS_TRANSPORT__KIND", "smtp"),
+        ("TIDINGS_SMTP__HOST", "127.0.0.1"),
+        ("TIDINGS_SMTP__PORT", port),
+        ("TIDINGS_SMTP__TLS", "none"),
+        ("TIDINGS_DELIVERY__PER_SECOND", "0"),
+    ]
+}
+
+/// The settings of `env` laid over the defaults, as `tidings` would load them from the environment.
+pub fn settings_of(env: &[(&str, &str)]) -> tidings::configuration::Settings {
+    let vars: std::collections::HashMap<String, String> =
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    tidings::configuration::load_layers(None, &vars).expect("settings")
 }
 
 /// A loopback TCP port free at this moment. Another test may take it before it is bound: a server started on it

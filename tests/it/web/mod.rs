@@ -16,7 +16,6 @@ mod subscribe;
 mod versions;
 mod votes;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::SignedDuration;
@@ -86,14 +85,9 @@ impl WebApp {
         let smtp = SmtpServer::start().await;
         prepare(&smtp);
         let port = smtp.port().to_string();
-        let mut env = vec![
-            ("TIDINGS_DATABASE__URL", db.url.as_str()),
-            ("TIDINGS_TRANSPORT__KIND", "smtp"),
-            ("TIDINGS_SMTP__HOST", "127.0.0.1"),
-            ("TIDINGS_SMTP__PORT", port.as_str()),
-            ("TIDINGS_SMTP__TLS", "none"),
+        let mut env = crate::helpers::smtp_test_env(&db, &port);
+        env.extend([
             ("TIDINGS_SMTP__POOL_SIZE", "2"),
-            ("TIDINGS_DELIVERY__PER_SECOND", "0"),
             ("TIDINGS_LINKS__SIGNING_KEYS", KEYS),
             ("TIDINGS_HTTP__BASE_URL", PUBLIC),
             ("TIDINGS_HTTP__BIND", "127.0.0.1:0"),
@@ -102,10 +96,9 @@ impl WebApp {
             ("TIDINGS_HTTP__SUBSCRIBE_PER_HOUR", "0"),
             // Some tests open a hundred connections at once; the cap test sets its own.
             ("TIDINGS_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "0"),
-        ];
+        ]);
         env.extend_from_slice(extra);
-        let vars: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let settings = tidings::configuration::load_layers(None, &vars).expect("settings");
+        let settings = crate::helpers::settings_of(&env);
 
         let mut issue_id = 0;
         if subscribers > 0 {
