@@ -1,4 +1,4 @@
-//! Deliveries: claimed under a lease, checked just before they go out, reclaimed after a crash.
+//! Deliveries: claimed under a lease, their subscribers checked per batch, reclaimed after a crash.
 //!
 //! Claiming marks a batch `sending` with an owner and an expiry; several daemons on PostgreSQL claim disjoint
 //! batches with `FOR UPDATE SKIP LOCKED`. Outcomes and intents are written by `recording.rs`. A delivery whose
@@ -245,7 +245,8 @@ impl Store {
     }
 
     /// Whether each subscriber may still receive mail from the list right now (subscribed and not suppressed),
-    /// in one query: one answer per question, in order. Asked just before each message is handed to the relay.
+    /// in one query: one answer per question, in order. Asked for each claimed batch; the check that counts is
+    /// the one each intent makes (`recording.rs`).
     pub async fn still_eligible_many(&self, questions: &[EligibilityQuestion]) -> anyhow::Result<Vec<bool>> {
         if questions.is_empty() {
             return Ok(Vec::new());

@@ -107,31 +107,58 @@ impl Row {
     }
 }
 
+/// A delivery whose final dot is about to be written, with what its last check needs: the subscriber's
+/// subscription to the list and their address's suppression hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub delivery_id: i64,
+    pub list_id: i64,
+    pub subscriber_id: i64,
+    pub suppression_hash: String,
+}
+
+/// The last check, as a condition on the row `q` (`list_id`, `subscriber_id`, `hash`): the subscriber is still
+/// subscribed to the list and their address is not suppressed. Shared by both backends.
+const STILL_ELIGIBLE: &str = "EXISTS (SELECT 1 FROM subscriptions s WHERE s.list_id = q.list_id \
+     AND s.subscriber_id = q.subscriber_id AND s.status = 'active') \
+     AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.email_hash = q.hash)";
+
 impl Store {
     /// Writes one wave: the intents of `intents` (deliveries whose final dot is about to be written, at `now`) and
     /// the outcomes of `results`, durably, in one transaction (one statement when that is all there is).
-    pub async fn record_wave(&self, intents: &[i64], results: &[DeliveryResult], now: Timestamp) -> anyhow::Result<()> {
+    ///
+    /// An intent is the last check too: it is written only when its subscriber is still subscribed and not
+    /// suppressed, as the database stands when the wave is written (after the intent was handed over, just before
+    /// the final dot). Returns the deliveries whose intent was refused for that reason: their message must not go.
+    pub async fn record_wave(
+        &self,
+        intents: &[Intent],
+        results: &[DeliveryResult],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<i64>> {
         let rows: Vec<Row> = results.iter().map(Row::of).collect();
         // An outcome clears its delivery's intent: an intent in the same wave (a transaction that failed before
         // DATA) need not be written, and each row is then written once.
         let settled: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
-        let intents: Vec<i64> = intents.iter().copied().filter(|id| !settled.contains(id)).collect();
+        let intents: Vec<&Intent> = intents.iter().filter(|i| !settled.contains(&i.delivery_id)).collect();
         let bounces: Vec<&DeliveryResult> =
             results.iter().filter(|r| matches!(r.settlement, Settlement::Bounced { .. })).collect();
-        let statements = usize::from(!intents.is_empty()) + usize::from(!rows.is_empty()) + bounces.len();
-        if statements == 0 {
-            return Ok(());
+        if intents.is_empty() && rows.is_empty() {
+            return Ok(Vec::new());
         }
         let now = to_millis(now);
-        let written = match self {
+        let written: Result<Vec<(i64,)>, sqlx::Error> = match self {
             Store::Postgres(pool) => {
-                // One statement for the whole wave: the intents in a data-modifying WITH (executed once, whether
-                // or not its output is read), the outcomes in the UPDATE itself. Their rows are disjoint.
+                // One statement for the whole wave: the intents and the outcomes each in a data-modifying WITH
+                // (each executed once, whether or not its output is read). Their rows are disjoint.
                 let sql = format!(
-                    "WITH intents AS (UPDATE deliveries SET in_flight_at = $9 WHERE id = ANY($10)) \
-                     {SETTLE} FROM {PG_ROWS} WHERE d.id = v.id"
+                    "WITH intents AS (UPDATE deliveries AS d SET in_flight_at = $9 \
+                     FROM unnest($10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) \
+                     AS q(id, list_id, subscriber_id, hash) WHERE d.id = q.id AND {STILL_ELIGIBLE} RETURNING d.id), \
+                     settled AS ({SETTLE} FROM {PG_ROWS} WHERE d.id = v.id) \
+                     SELECT id FROM intents"
                 );
-                let wave = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let wave = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.not_before).collect::<Vec<_>>())
@@ -141,28 +168,39 @@ impl Store {
                     .bind(rows.iter().map(|r| r.attempted).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.ambiguous).collect::<Vec<_>>())
                     .bind(now)
-                    .bind(intents.clone());
+                    .bind(intents.iter().map(|i| i.delivery_id).collect::<Vec<_>>())
+                    .bind(intents.iter().map(|i| i.list_id).collect::<Vec<_>>())
+                    .bind(intents.iter().map(|i| i.subscriber_id).collect::<Vec<_>>())
+                    .bind(intents.iter().map(|i| i.suppression_hash.clone()).collect::<Vec<_>>());
                 if bounces.is_empty() {
-                    wave.execute(pool).await.map(|_| ())
+                    wave.fetch_all(pool).await
                 } else {
                     async {
                         let mut tx = pool.begin().await?;
-                        wave.execute(&mut *tx).await?;
+                        let written = wave.fetch_all(&mut *tx).await?;
                         for bounce in &bounces {
                             record_bounce!(tx, bounce);
                         }
-                        tx.commit().await
+                        tx.commit().await?;
+                        Ok(written)
                     }
                     .await
                 }
             }
             Store::Sqlite(pool) => {
-                let ids = serde_json::to_string(&intents).unwrap_or_else(|_| "[]".to_owned());
-                let intent = sqlx::query(
-                    "UPDATE deliveries SET in_flight_at = $2 WHERE id IN (SELECT value FROM json_each($1))",
-                )
-                .bind(ids)
-                .bind(now);
+                let questions: Vec<serde_json::Value> = intents
+                    .iter()
+                    .map(|i| serde_json::json!([i.delivery_id, i.list_id, i.subscriber_id, i.suppression_hash]))
+                    .collect();
+                let intent_sql = format!(
+                    "UPDATE deliveries SET in_flight_at = $2 WHERE id IN (SELECT q.id FROM \
+                     (SELECT CAST(value ->> 0 AS BIGINT) AS id, CAST(value ->> 1 AS BIGINT) AS list_id, \
+                     CAST(value ->> 2 AS BIGINT) AS subscriber_id, value ->> 3 AS hash FROM json_each($1)) AS q \
+                     WHERE {STILL_ELIGIBLE}) RETURNING id"
+                );
+                let intent = sqlx::query_as(sqlx::AssertSqlSafe(intent_sql))
+                    .bind(serde_json::Value::Array(questions).to_string())
+                    .bind(now);
                 let encoded: Vec<serde_json::Value> = rows
                     .iter()
                     .map(|r| {
@@ -181,27 +219,30 @@ impl Store {
                 let settle_sql = format!("{SETTLE} FROM {SQLITE_ROWS} WHERE d.id = v.id");
                 let settle =
                     sqlx::query(sqlx::AssertSqlSafe(settle_sql)).bind(serde_json::Value::Array(encoded).to_string());
-                if statements == 1 {
-                    let only = if intents.is_empty() { settle } else { intent };
-                    only.execute(pool).await.map(|_| ())
+                let statements = usize::from(!intents.is_empty()) + usize::from(!rows.is_empty()) + bounces.len();
+                if statements == 1 && rows.is_empty() {
+                    intent.fetch_all(pool).await
+                } else if statements == 1 {
+                    settle.execute(pool).await.map(|_| Vec::new())
                 } else {
                     async {
                         let mut tx = pool.begin_with(super::write_begin(pool)).await?;
-                        if !intents.is_empty() {
-                            intent.execute(&mut *tx).await?;
-                        }
+                        let written = if intents.is_empty() { Vec::new() } else { intent.fetch_all(&mut *tx).await? };
                         if !rows.is_empty() {
                             settle.execute(&mut *tx).await?;
                         }
                         for bounce in &bounces {
                             record_bounce!(tx, bounce);
                         }
-                        tx.commit().await
+                        tx.commit().await?;
+                        Ok(written)
                     }
                     .await
                 }
             }
         };
-        written.context("cannot record what was sent")
+        let written: std::collections::HashSet<i64> =
+            written.context("cannot record what was sent")?.into_iter().map(|(id,)| id).collect();
+        Ok(intents.iter().map(|i| i.delivery_id).filter(|id| !written.contains(id)).collect())
     }
 }

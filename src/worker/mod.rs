@@ -11,7 +11,6 @@
 
 mod cadence;
 mod context;
-mod eligibility;
 mod idle;
 mod recorder;
 mod schedule;

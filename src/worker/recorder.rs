@@ -10,13 +10,28 @@
 //! outcome of its previous message is too: after a crash each connection leaves at most one delivery with an
 //! intent and no outcome (the one whose final dot may have been on the wire), and that is all that becomes
 //! ambiguous.
+//!
+//! An intent is also the subscriber's last check: it is written only if they are still subscribed and not
+//! suppressed when the wave is written, so an unsubscribe committed before that moment stops the message, and
+//! the check costs no statement of its own.
 
 use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::DeliveryContext;
-use crate::store::DeliveryResult;
+use crate::store::{DeliveryResult, Intent};
+
+/// What became of an intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum IntentVerdict {
+    /// Durable: the final dot may go.
+    Written,
+    /// Not written: the subscriber unsubscribed or was suppressed meanwhile, so the message must not go.
+    Ineligible,
+    /// Not written, for this reason (the database failed): the message must not go either.
+    Failed(String),
+}
 
 /// The most entries one wave writes; more wait for the next one.
 const MAX_WAVE: usize = 1_000;
@@ -27,8 +42,9 @@ const MAX_WAVE: usize = 1_000;
 const OUTCOME_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 pub(super) enum Entry {
-    /// The delivery's final dot is about to be written: make that durable, then say so.
-    Intent { delivery_id: i64, written: oneshot::Sender<Result<(), String>> },
+    /// The delivery's final dot is about to be written: check its subscriber once more, make the intent durable,
+    /// then say so.
+    Intent { intent: Intent, written: oneshot::Sender<IntentVerdict> },
     /// How the delivery's attempt ended.
     Outcome(DeliveryResult),
 }
@@ -45,14 +61,15 @@ impl Recorder {
     }
 
     /// Hands over the delivery's intent now; the future resolves once it is durable, or says why it is not.
-    pub(super) fn intent(&self, delivery_id: i64) -> impl Future<Output = Result<(), String>> + Send + 'static {
+    pub(super) fn intent(&self, intent: Intent) -> impl Future<Output = IntentVerdict> + Send + 'static {
         let (written, told) = oneshot::channel();
-        let handed = self.entries.send(Entry::Intent { delivery_id, written }).is_ok();
+        let handed = self.entries.send(Entry::Intent { intent, written }).is_ok();
         async move {
+            let stopped = || IntentVerdict::Failed("the recorder stopped".to_owned());
             if !handed {
-                return Err("the recorder stopped".to_owned());
+                return stopped();
             }
-            told.await.unwrap_or_else(|_| Err("the recorder stopped".to_owned()))
+            told.await.unwrap_or_else(|_| stopped())
         }
     }
 
@@ -82,27 +99,30 @@ pub(super) async fn run(
         let mut outcomes = Vec::new();
         for entry in wave.drain(..) {
             match entry {
-                Entry::Intent { delivery_id, written } => {
-                    intents.push(delivery_id);
-                    waiting.push(written);
+                Entry::Intent { intent, written } => {
+                    waiting.push((intent.delivery_id, written));
+                    intents.push(intent);
                 }
                 Entry::Outcome(result) => outcomes.push(result),
             }
         }
-        let verdict = match context.store.record_wave(&intents, &outcomes, context.clock.now()).await {
-            Ok(()) => {
+        match context.store.record_wave(&intents, &outcomes, context.clock.now()).await {
+            Ok(refused) => {
                 recorded += outcomes.len();
-                Ok(())
+                for (delivery_id, written) in waiting {
+                    let verdict =
+                        if refused.contains(&delivery_id) { IntentVerdict::Ineligible } else { IntentVerdict::Written };
+                    let _ = written.send(verdict);
+                }
             }
             Err(e) => {
                 let why = format!("{e:#}");
                 tracing::error!(error = why, "cannot record a wave of intents and outcomes");
                 failure.get_or_insert(e);
-                Err(why)
+                for (_, written) in waiting {
+                    let _ = written.send(IntentVerdict::Failed(why.clone()));
+                }
             }
-        };
-        for written in waiting {
-            let _ = written.send(verdict.clone());
         }
     }
     match failure {

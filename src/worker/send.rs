@@ -3,23 +3,25 @@
 //! message's intent before its final dot and its outcome after the relay's reply, through the batch's
 //! recorder (`recorder.rs`), whose group commits all connections share.
 //!
-//! Just before a message goes out, the subscriber is checked again (`eligibility.rs`, one query for the asks of
-//! every connection waiting at that moment): an unsubscribe or a suppression committed before that moment stops
-//! the message.
+//! The subscribers of a claimed batch are checked once, in one query, so that those who left since their
+//! delivery was created are not even offered to the relay. The check that counts is the last one, made with
+//! each message's intent just before its final dot (`recorder.rs`): an unsubscribe or a suppression committed
+//! before that moment stops the message.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryContext;
-use super::recorder::{self, Recorder};
+use super::recorder::{self, IntentVerdict, Recorder};
 use super::settle::{BatchState, settle};
 use crate::domain::{ReturnPathFor, SubscriberEmail};
 use crate::mailer::{self, BounceTrace, Gate, Outgoing, Sender};
 use crate::render::Recipient;
-use crate::store::{ClaimedDelivery, DeliveryResult, EligibilityQuestion, Settlement};
+use crate::store::{ClaimedDelivery, DeliveryResult, EligibilityQuestion, Intent, Settlement};
 
 /// Claims, sends and records one batch. Returns how many deliveries were settled, and `Some(t)` when nothing
 /// can be sent before `t` (the circuit is open, the rate limit is used up, or nothing is due).
@@ -48,6 +50,7 @@ pub(super) async fn send_due(
         return Ok((0, Some(next.max(now))));
     }
 
+    let ineligible = ineligible_at_claim(context, &claimed).await;
     let queue = Mutex::new(VecDeque::from(claimed));
     let state = BatchState::default();
     let (recorder, entries) = Recorder::new();
@@ -59,13 +62,61 @@ pub(super) async fn send_due(
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                 let Some(delivery) = next else { break };
-                recorder.outcome(send_one(context, &mut sender, &delivery, now, shutdown, &state, &recorder).await);
+                let outcome = if ineligible.contains(&delivery.id) {
+                    let reason = "unsubscribed or suppressed before it went out".to_owned();
+                    skipped(context, &delivery, Settlement::Suppressed { reason })
+                } else {
+                    send_one(context, &mut sender, &delivery, now, shutdown, &state, &recorder).await
+                };
+                recorder.outcome(outcome);
             }
         });
         futures_util::future::join_all(per_connection).await;
     };
     let (recorded, ()) = tokio::join!(recorder::run(context, entries), sending);
     Ok((recorded?, None))
+}
+
+/// The claimed deliveries whose subscriber already left the list or whose address is suppressed, in one query.
+/// Only a shortcut: when the query fails every delivery is offered, and the intent's check still holds.
+async fn ineligible_at_claim(context: &DeliveryContext, claimed: &[ClaimedDelivery]) -> HashSet<i64> {
+    let asked: Vec<(i64, EligibilityQuestion)> = claimed
+        .iter()
+        .filter_map(|delivery| {
+            let email = SubscriberEmail::parse(delivery.email.as_deref()?).ok()?;
+            let question = EligibilityQuestion {
+                list_id: delivery.list_id,
+                subscriber_id: delivery.subscriber_id?,
+                suppression_hash: email.suppression_hash(),
+            };
+            Some((delivery.id, question))
+        })
+        .collect();
+    let questions: Vec<EligibilityQuestion> = asked.iter().map(|(_, q)| q.clone()).collect();
+    match context.store.still_eligible_many(&questions).await {
+        Ok(answers) => asked.iter().zip(answers).filter(|(_, eligible)| !eligible).map(|((id, _), _)| *id).collect(),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot check a claimed batch's subscribers; each is checked before its final dot"
+            );
+            HashSet::new()
+        }
+    }
+}
+
+/// The result of a delivery settled without an attempt.
+fn skipped(context: &DeliveryContext, delivery: &ClaimedDelivery, settlement: Settlement) -> DeliveryResult {
+    DeliveryResult {
+        delivery_id: delivery.id,
+        list_id: delivery.list_id,
+        issue_id: delivery.issue_id,
+        subscriber_id: delivery.subscriber_id,
+        suppression_hash: None,
+        attempted: false,
+        settlement,
+        at: context.clock.now(),
+    }
 }
 
 /// Sends one delivery over `sender` and says how it ended.
@@ -111,15 +162,6 @@ async fn send_one(
         );
     };
     let hash = email.suppression_hash();
-    let question = EligibilityQuestion { list_id: delivery.list_id, subscriber_id, suppression_hash: hash.clone() };
-    match state.eligibility.ask(&context.store, question).await {
-        Ok(true) => {}
-        Ok(false) => {
-            let reason = "unsubscribed or suppressed before it went out".to_owned();
-            return result(Settlement::Suppressed { reason }, false, None);
-        }
-        Err(e) => return release(now, &format!("cannot check the subscription: {e}")),
-    }
     let issue = match context.issue(delivery.issue_id).await {
         Ok(issue) => issue,
         Err(e) => return release(now, &format!("{e:#}")),
@@ -164,12 +206,29 @@ async fn send_one(
         Ok(message) => message,
         Err(e) => return result(Settlement::Failed { code: None, error: e.to_string() }, false, None),
     };
-    // The intent is handed over now and written while MAIL, RCPT and DATA go back and forth; the final dot
-    // waits until it is durable.
-    let mut gate = Gate::new(recorder.intent(delivery.id));
+    // The intent is handed over now and written, with the subscriber's last check, while MAIL, RCPT and DATA go
+    // back and forth; the final dot waits until it is durable.
+    let intent =
+        Intent { delivery_id: delivery.id, list_id: delivery.list_id, subscriber_id, suppression_hash: hash.clone() };
+    let written = recorder.intent(intent);
+    let left = AtomicBool::new(false);
+    let mut gate = Gate::new(async {
+        match written.await {
+            IntentVerdict::Written => Ok(()),
+            IntentVerdict::Ineligible => {
+                left.store(true, Ordering::SeqCst);
+                Err("the subscriber unsubscribed or was suppressed".to_owned())
+            }
+            IntentVerdict::Failed(why) => Err(why),
+        }
+    });
     let span = tracing::debug_span!("send", delivery = delivery.id, issue = issue.number);
     let outcome = tracing::Instrument::instrument(sender.send_gated(&message, &mut gate), span).await;
     if gate.withheld() {
+        if left.load(Ordering::SeqCst) {
+            let reason = "unsubscribed or suppressed before it went out".to_owned();
+            return result(Settlement::Suppressed { reason }, false, None);
+        }
         return release(now, "its intent could not be recorded, so it was withheld before the final dot");
     }
     let replied = context.clock.now();

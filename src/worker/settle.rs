@@ -31,8 +31,6 @@ pub(super) struct BatchState {
     tripping: std::sync::atomic::AtomicBool,
     /// Issues paused during this batch: their remaining deliveries go back to the queue.
     paused: Mutex<HashSet<i64>>,
-    /// The last check of each subscriber before their message goes out.
-    pub(super) eligibility: super::eligibility::EligibilityCheck,
 }
 
 impl BatchState {
