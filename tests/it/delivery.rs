@@ -290,6 +290,30 @@ both_backends! {
         assert_eq!(run.issue_status().await, "sent");
     }
 
+    async fn subscribers_who_left_after_the_issue_started_are_never_offered_to_the_relay(db) {
+        let run = Delivery::new(db, 6, &[]).await;
+        run.start().await;
+        // The first step creates every delivery, but the relay refuses connections: they go back to the queue.
+        run.smtp.set_refusing(true);
+        run.step().await;
+        assert_eq!(run.query_i64("SELECT COUNT(*) FROM deliveries WHERE status = 'queued'").await, 6);
+        run.smtp.set_refusing(false);
+        // Two subscribers with a delivery leave now; neither may still get the issue.
+        let leaving = SubscriberEmail::parse(&address(1)).expect("address");
+        let (person, _) = run.db.store.find_subscriber(&leaving).await.expect("query").expect("subscriber");
+        assert!(run.db.store.unsubscribe(run.db.list_id, person.id, run.clock().now()).await.expect("unsubscribe"));
+        let suppressed = SubscriberEmail::parse(&address(2)).expect("address");
+        assert!(run.db.store.add_suppression(&suppressed, "manual", run.clock().now()).await.expect("suppress"));
+        run.clock().advance(SignedDuration::from_mins(20));
+        run.run_until_idle().await;
+        let received = run.received();
+        assert_eq!(received.len(), 4, "{received:?}");
+        assert_eq!(run.rcpt_attempts(&address(1)), 0);
+        assert_eq!(run.rcpt_attempts(&address(2)), 0);
+        assert_eq!(run.query_i64("SELECT COUNT(*) FROM deliveries WHERE status = 'suppressed'").await, 2);
+        assert_eq!(run.issue_status().await, "sent");
+    }
+
     async fn the_last_check_answers_many_subscribers_in_one_query_in_order(db) {
         let run = Delivery::new(db, 4, &[]).await;
         let store = &run.db.store;
