@@ -64,7 +64,7 @@ pub(super) async fn send_due(
                 let Some(delivery) = next else { break };
                 let outcome = if ineligible.contains(&delivery.id) {
                     let reason = "unsubscribed or suppressed before it went out".to_owned();
-                    skipped(context, &delivery, Settlement::Suppressed { reason })
+                    result_of(context, &delivery, Settlement::Suppressed { reason }, false, None)
                 } else {
                     send_one(context, &mut sender, &delivery, now, shutdown, &state, &recorder).await
                 };
@@ -105,15 +105,22 @@ async fn ineligible_at_claim(context: &DeliveryContext, claimed: &[ClaimedDelive
     }
 }
 
-/// The result of a delivery settled without an attempt.
-fn skipped(context: &DeliveryContext, delivery: &ClaimedDelivery, settlement: Settlement) -> DeliveryResult {
+/// How `delivery` ended, now: `attempted` when it counts toward `delivery.max_attempts`, with the address's
+/// suppression hash when a bounce needs it.
+fn result_of(
+    context: &DeliveryContext,
+    delivery: &ClaimedDelivery,
+    settlement: Settlement,
+    attempted: bool,
+    suppression_hash: Option<String>,
+) -> DeliveryResult {
     DeliveryResult {
         delivery_id: delivery.id,
         list_id: delivery.list_id,
         issue_id: delivery.issue_id,
         subscriber_id: delivery.subscriber_id,
-        suppression_hash: None,
-        attempted: false,
+        suppression_hash,
+        attempted,
         settlement,
         at: context.clock.now(),
     }
@@ -129,15 +136,8 @@ async fn send_one(
     state: &BatchState,
     recorder: &Recorder,
 ) -> DeliveryResult {
-    let result = |settlement: Settlement, attempted: bool, hash: Option<String>| DeliveryResult {
-        delivery_id: delivery.id,
-        list_id: delivery.list_id,
-        issue_id: delivery.issue_id,
-        subscriber_id: delivery.subscriber_id,
-        suppression_hash: hash,
-        attempted,
-        settlement,
-        at: context.clock.now(),
+    let result = |settlement: Settlement, attempted: bool, hash: Option<String>| {
+        result_of(context, delivery, settlement, attempted, hash)
     };
     let release = |not_before: Timestamp, why: &str| {
         result(Settlement::Released { not_before, error: Some(why.to_owned()) }, false, None)
