@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -95,13 +96,33 @@ fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> 
     Ok(certs)
 }
 
-/// Opens, secures and authenticates one connection; a failure is already classified.
-pub(crate) async fn open(
-    config: &SmtpConfig,
-    tls: &TlsSetup,
+/// An open connection, and whether its relay takes pipelined commands (RFC 2920).
+pub(crate) struct Opened {
+    pub connection: Box<AsyncSmtpConnection>,
+    pub pipelining: bool,
+}
+
+/// Opens, secures and authenticates one connection for sending, and learns whether the relay offers
+/// PIPELINING; a failure is already classified.
+pub(crate) async fn open(config: &SmtpConfig, tls: &TlsSetup, hello: &ClientId) -> Result<Opened, SendOutcome> {
+    let mut pipelining = false;
+    let connection = open_traced(config, tls, hello, &mut Stage::Connect, Some(&mut pipelining)).await?;
+    Ok(Opened { connection, pipelining })
+}
+
+/// Says EHLO once more and reads the extensions lettre does not keep: lettre's `ServerInfo` drops PIPELINING.
+/// Said before AUTH (a new EHLO resets only the transaction, RFC 5321 4.1.4), so the session is as lettre left it.
+async fn offers_pipelining(
+    connection: &mut AsyncSmtpConnection,
     hello: &ClientId,
-) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
-    open_traced(config, tls, hello, &mut Stage::Connect).await
+    limit: std::time::Duration,
+) -> Result<bool, SendOutcome> {
+    let response =
+        step(Stage::Hello, limit, connection.command(Ehlo::new(hello.clone()))).await.map_err(|f| f.outcome)?;
+    Ok(response
+        .message()
+        .skip(1)
+        .any(|line| line.split_whitespace().next().is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))))
 }
 
 /// [`open`], keeping in `stage` the step it reached, so a failure can be told apart by where it happened
@@ -111,6 +132,7 @@ pub(crate) async fn open_traced(
     tls: &TlsSetup,
     hello: &ClientId,
     stage: &mut Stage,
+    pipelining: Option<&mut bool>,
 ) -> Result<Box<AsyncSmtpConnection>, SendOutcome> {
     let relay = format!("{}:{}", config.host, config.port);
     *stage = Stage::Connect;
@@ -145,6 +167,10 @@ pub(crate) async fn open_traced(
             return Err(SendOutcome::Fatal { reason });
         }
         step(Stage::Tls, limit, connection.starttls(parameters.clone(), hello)).await.map_err(|f| f.outcome)?;
+    }
+    if let Some(pipelining) = pipelining {
+        *stage = Stage::Hello;
+        *pipelining = offers_pipelining(&mut connection, hello, limit).await?;
     }
     *stage = Stage::Auth;
     authenticate(&mut connection, config, &relay).await?;

@@ -82,6 +82,8 @@ pub struct SmtpSender {
     connection: Option<Box<AsyncSmtpConnection>>,
     /// Whether the relay takes 8-bit bodies (8BITMIME): assumed until a connection says otherwise.
     eight_bit: bool,
+    /// Whether the open connection's relay takes pipelined commands.
+    pipelining: bool,
 }
 
 impl fmt::Debug for SmtpSender {
@@ -135,7 +137,7 @@ impl SmtpSender {
             },
         };
         let tls = TlsSetup::new(config.tls, &config.host, config.ca_file.as_deref()).map_err(SmtpConfigError)?;
-        Ok(Self { config, tls, hello, connection: None, eight_bit: true })
+        Ok(Self { config, tls, hello, connection: None, eight_bit: true, pipelining: false })
     }
 
     /// Sends one message, connecting first when needed. A connection the relay closed while it sat idle is
@@ -155,21 +157,27 @@ impl SmtpSender {
         let (mut connection, reused) = match self.connection.take() {
             Some(connection) => (connection, true),
             None => match open(&self.config, &self.tls, &self.hello).await {
-                Ok(connection) => (connection, false),
+                Ok(opened) => {
+                    self.pipelining = opened.pipelining;
+                    (opened.connection, false)
+                }
                 Err(outcome) => return outcome,
             },
         };
         self.eight_bit =
             connection.server_info().supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime);
-        let mut attempt = transaction(&mut connection, message, limit, gate).await;
+        let mut attempt = transaction(&mut connection, message, limit, gate, self.pipelining).await;
         if reused && attempt.stale {
             // Relays close idle connections (Postfix says 421 after 300 s); nothing was sent, so try a fresh one.
             tracing::debug!("the relay had closed the kept connection; reconnecting");
             connection = match open(&self.config, &self.tls, &self.hello).await {
-                Ok(connection) => connection,
+                Ok(opened) => {
+                    self.pipelining = opened.pipelining;
+                    opened.connection
+                }
                 Err(outcome) => return outcome,
             };
-            attempt = transaction(&mut connection, message, limit, gate).await;
+            attempt = transaction(&mut connection, message, limit, gate, self.pipelining).await;
         }
         match attempt.next {
             Next::Keep => self.connection = Some(connection),
@@ -189,7 +197,7 @@ impl SmtpSender {
     /// For `tidings doctor`.
     pub async fn probe(&mut self) -> Result<RelayProbe, ProbeFailure> {
         let mut stage = Stage::Connect;
-        match open_traced(&self.config, &self.tls, &self.hello, &mut stage).await {
+        match open_traced(&self.config, &self.tls, &self.hello, &mut stage, None).await {
             Ok(connection) => {
                 quit(connection, self.config.command_timeout).await;
                 let encrypted = !matches!(self.tls, TlsSetup::Plain);

@@ -74,12 +74,14 @@ impl Attempt {
     }
 }
 
-/// One mail transaction: MAIL, RCPT for each recipient, DATA, then the content and the final dot.
+/// One mail transaction: MAIL, RCPT for each recipient, DATA, then the content and the final dot. With
+/// `pipelining` (the relay offers it), MAIL, RCPT and DATA go in one write and their replies are read in order.
 pub(crate) async fn transaction(
     connection: &mut AsyncSmtpConnection,
     message: &BuiltMessage,
     limit: Duration,
     gate: &mut Gate<'_>,
+    pipelining: bool,
 ) -> Attempt {
     let envelope = &message.envelope;
     let parameters = match mail_parameters(connection.server_info(), message) {
@@ -87,6 +89,12 @@ pub(crate) async fn transaction(
         Err(outcome) => return Attempt::new(outcome, Next::Keep),
     };
     let mail = Mail::new(envelope.from().cloned(), parameters);
+    if pipelining {
+        if let Err(attempt) = pipelined_envelope(connection, mail, message, limit).await {
+            return attempt;
+        }
+        return gated_content(connection, message, limit, gate).await;
+    }
     if let Err(failed) = step(Stage::Mail, limit, connection.command(mail)).await {
         let stale = !failed.replied;
         return Attempt { stale, ..abandon(connection, failed, limit).await };
@@ -100,6 +108,74 @@ pub(crate) async fn transaction(
     if let Err(failed) = step(Stage::Data, limit, connection.command(Data)).await {
         return abandon(connection, failed, limit).await;
     }
+    gated_content(connection, message, limit, gate).await
+}
+
+/// MAIL, RCPT and DATA in one write (RFC 2920), then their replies in order. `Ok` when DATA was answered 354
+/// and the relay waits for the content. Otherwise the first refusal is the outcome, as it would be one command
+/// at a time: once every command has its reply and no content is awaited, the transaction ends as a refused
+/// one does (RSET, QUIT or drop); a reply missing, or DATA accepted after a refusal, drops the connection.
+async fn pipelined_envelope(
+    connection: &mut AsyncSmtpConnection,
+    mail: Mail,
+    message: &BuiltMessage,
+    limit: Duration,
+) -> Result<(), Attempt> {
+    let recipients = message.envelope.to();
+    let mut commands = mail.to_string();
+    for recipient in recipients {
+        commands.push_str(&Rcpt::new(recipient.clone(), vec![]).to_string());
+    }
+    commands.push_str(&Data.to_string());
+    let stages = std::iter::once(Stage::Mail).chain(recipients.iter().map(|_| Stage::Rcpt)).chain([Stage::Data]);
+    // The first refusal, and whether it was MAIL's (a MAIL that met a dead or confused connection is stale).
+    let mut refused: Option<(Failed, bool)> = None;
+    for (index, stage) in stages.enumerate() {
+        let reply = if index == 0 {
+            step(stage, limit, connection.command(Verbatim(&commands))).await
+        } else {
+            step(stage, limit, connection.read_response()).await
+        };
+        match reply {
+            // DATA accepted: the content is awaited, which only a refusal before it makes wrong.
+            Ok(_) if stage == Stage::Data => match refused {
+                None => return Ok(()),
+                Some((failed, _)) => return Err(Attempt::new(failed.outcome, Next::Drop)),
+            },
+            Ok(_) => {}
+            Err(failed) => {
+                let lost = error_without_reply(&failed);
+                let (first, at_mail) = refused.unwrap_or((failed, index == 0));
+                if lost {
+                    // No reply: the connection is gone or confused, whatever came before.
+                    let stale = at_mail && !first.replied;
+                    return Err(Attempt { stale, ..Attempt::new(first.outcome, Next::Drop) });
+                }
+                // After a refusal, later commands are refused for it (503, 554): the first one counts.
+                refused = Some((first, at_mail));
+            }
+        }
+    }
+    let (failed, at_mail) = refused
+        .unwrap_or((Failed { outcome: classify_failure(Stage::Data, "no reply to DATA"), replied: false }, false));
+    let stale = at_mail && !failed.replied;
+    Err(Attempt { stale, ..abandon(connection, failed, limit).await })
+}
+
+/// Whether a failed step got no reply the conversation can go on from: nothing arrived (a timeout, a lost
+/// connection), or 421. A 503 after an earlier refusal is the expected answer in a pipeline, so it counts as a
+/// reply here; as the first refusal it is still the outcome, with its `replied` flag.
+fn error_without_reply(failed: &Failed) -> bool {
+    !failed.replied && !matches!(failed.outcome.code(), Some(code) if code != 421)
+}
+
+/// Awaits the engine's gate, then writes the content and the final dot.
+async fn gated_content(
+    connection: &mut AsyncSmtpConnection,
+    message: &BuiltMessage,
+    limit: Duration,
+    gate: &mut Gate<'_>,
+) -> Attempt {
     // The relay waits for the content; the engine may still withhold it. Without the final dot the relay
     // discards the transaction when the connection drops, so nothing was delivered.
     if let Err(reason) = gate.pass().await {

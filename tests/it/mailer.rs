@@ -289,9 +289,37 @@ async fn outcome_of(server: &SmtpServer, sender: &mut SmtpSender, fault: Fault) 
 }
 
 #[tokio::test]
-async fn each_fault_maps_to_its_outcome_and_the_next_send_succeeds() {
+async fn each_fault_maps_to_its_outcome_and_the_next_send_succeeds_with_pipelining() {
     let server = SmtpServer::start().await;
+    each_fault_maps_to_its_outcome(&server).await;
+    // MAIL and RCPT of every transaction arrived with the next command behind them.
+    assert!(server.pipelined_commands() >= 2 * 20, "{} commands pipelined", server.pipelined_commands());
+
+    // A relay that refuses the recipient but then answers DATA with 354 waits for content that must not come:
+    // the connection is dropped (no final dot, so nothing is delivered) and the refusal is the outcome.
+    let connections = server.connection_count();
+    server.inject(Fault::new(Trigger::Command(Verb::Rcpt), Action::reply(550, "5.1.1 no such user")).times(1));
+    server.inject(Fault::new(Trigger::Command(Verb::Data), Action::reply(354, "go ahead")).times(1));
     let mut sender = sender(&server);
+    let outcome = sender.send(&Parts::new("zoe@example.org").build("<p.1@example.com>")).await;
+    assert!(matches!(outcome, SendOutcome::Bounce { code: 550, .. }), "{outcome:?}");
+    let delivered = server.message_count();
+    server.clear_faults();
+    assert!(sender.send(&Parts::new("zoe@example.org").build("<p.2@example.com>")).await.is_accepted());
+    assert_eq!(server.connection_count(), connections + 2, "the confused connection was replaced");
+    assert_eq!(server.message_count(), delivered + 1, "only the second message was delivered");
+}
+
+#[tokio::test]
+async fn each_fault_maps_to_its_outcome_and_the_next_send_succeeds_without_pipelining() {
+    let server = SmtpServer::start().await;
+    server.set_pipelining(false);
+    each_fault_maps_to_its_outcome(&server).await;
+    assert_eq!(server.pipelined_commands(), 0, "a relay that does not offer PIPELINING gets one command at a time");
+}
+
+async fn each_fault_maps_to_its_outcome(server: &SmtpServer) {
+    let mut sender = sender(server);
     let reply = |verb, code, text: &str| Fault::new(Trigger::Command(verb), Action::reply(code, text)).times(1);
     let cases: Vec<(Fault, Expected)> = vec![
         (reply(Verb::Rcpt, 451, "requested action aborted: local error"), |o| {
@@ -316,7 +344,7 @@ async fn each_fault_maps_to_its_outcome_and_the_next_send_succeeds() {
     ];
     for (fault, expected) in cases {
         let shown = format!("{fault:?}");
-        let outcome = outcome_of(&server, &mut sender, fault).await;
+        let outcome = outcome_of(server, &mut sender, fault).await;
         assert!(expected(&outcome), "{shown} gave {outcome:?}");
     }
     assert!(server.dropped_after_data().is_empty(), "no fault above happened after the final dot");
