@@ -111,12 +111,7 @@ async fn spf_record(id: &'static str, dns: &Dns, domain: &str, checks: &mut Vec<
         Ok(records) => records.into_iter().filter(|r| is_spf(r)).collect(),
         Err(DnsError::NotFound) => Vec::new(),
         Err(DnsError::Failed(why)) => {
-            checks.push(Check::failure(
-                id,
-                G,
-                format!("cannot look up {domain}'s TXT records: {why}"),
-                "check doctor.nameserver and the domain's DNS servers",
-            ));
+            checks.push(lookup_failed(id, &format!("{domain}'s TXT records"), &why));
             return None;
         }
     };
@@ -206,12 +201,7 @@ async fn dkim(settings: &Settings, dns: &Dns, checks: &mut Vec<Check>) -> Option
         Ok(records) => records.iter().filter_map(|r| dkim_public_key(r)).collect(),
         Err(DnsError::NotFound) => Vec::new(),
         Err(DnsError::Failed(why)) => {
-            checks.push(Check::failure(
-                "dkim",
-                G,
-                format!("cannot look up {name}: {why}"),
-                "check doctor.nameserver and the domain's DNS servers",
-            ));
+            checks.push(lookup_failed("dkim", &name, &why));
             return Some(signer);
         }
     };
@@ -246,12 +236,7 @@ async fn dmarc_check(dns: &Dns, domain: &str, checks: &mut Vec<Check>) {
             }
             Err(DnsError::NotFound) => Vec::new(),
             Err(DnsError::Failed(why)) => {
-                checks.push(Check::failure(
-                    "dmarc",
-                    G,
-                    format!("cannot look up {at}: {why}"),
-                    "check doctor.nameserver and the domain's DNS servers",
-                ));
+                checks.push(lookup_failed("dmarc", &at, &why));
                 return;
             }
         };
@@ -304,11 +289,16 @@ async fn bounce_mx(settings: &Settings, dns: &Dns, domain: &str, checks: &mut Ve
             format!("the bounce domain {domain} has no MX record: bounces and complaints cannot come back"),
             format!("publish an MX record for {domain} pointing at {target}"),
         ),
-        Err(DnsError::Failed(why)) => Check::failure(
-            "bounce-mx",
-            G,
-            format!("cannot look up {domain}'s MX: {why}"),
-            "check doctor.nameserver and the domain's DNS servers",
-        ),
+        Err(DnsError::Failed(why)) => lookup_failed("bounce-mx", &format!("{domain}'s MX"), &why),
     });
+}
+
+/// A DNS lookup that failed for another reason than "no such record": the name server did not answer, or refused.
+fn lookup_failed(id: &'static str, what: &str, why: &str) -> Check {
+    Check::failure(
+        id,
+        G,
+        format!("cannot look up {what}: {why}"),
+        "check doctor.nameserver and the domain's DNS servers",
+    )
 }

@@ -10,13 +10,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use secrecy::SecretString;
 use tracing::Instrument;
 
 use super::classify::Stage;
-use super::connect::{TlsSetup, open, open_traced};
+use super::connect::{Opened, TlsSetup, open, open_traced};
 use super::probe::{ProbeFailure, ProbeStep, RelayProbe};
 use super::transaction::{Next, quit, transaction};
 use super::{BuiltMessage, Gate, SendOutcome, delivery_part};
@@ -78,12 +77,11 @@ pub struct SmtpSender {
     config: SmtpConfig,
     tls: TlsSetup,
     hello: ClientId,
-    /// Boxed: lettre's connection holds its TLS state inline, over a kilobyte.
-    connection: Option<Box<AsyncSmtpConnection>>,
+    /// The open connection (boxed inside: lettre's holds its TLS state inline, over a kilobyte), with what its
+    /// relay offers.
+    connection: Option<Opened>,
     /// Whether the relay takes 8-bit bodies (8BITMIME): assumed until a connection says otherwise.
     eight_bit: bool,
-    /// Whether the open connection's relay takes pipelined commands.
-    pipelining: bool,
 }
 
 impl fmt::Debug for SmtpSender {
@@ -137,7 +135,7 @@ impl SmtpSender {
             },
         };
         let tls = TlsSetup::new(config.tls, &config.host, config.ca_file.as_deref()).map_err(SmtpConfigError)?;
-        Ok(Self { config, tls, hello, connection: None, eight_bit: true, pipelining: false })
+        Ok(Self { config, tls, hello, connection: None, eight_bit: true })
     }
 
     /// Sends one message, connecting first when needed. A connection the relay closed while it sat idle is
@@ -154,34 +152,30 @@ impl SmtpSender {
 
     async fn send_unlogged(&mut self, message: &BuiltMessage, gate: &mut Gate<'_>) -> SendOutcome {
         let limit = self.config.command_timeout;
-        let (mut connection, reused) = match self.connection.take() {
-            Some(connection) => (connection, true),
+        let (mut opened, reused) = match self.connection.take() {
+            Some(opened) => (opened, true),
             None => match open(&self.config, &self.tls, &self.hello).await {
-                Ok(opened) => {
-                    self.pipelining = opened.pipelining;
-                    (opened.connection, false)
-                }
+                Ok(opened) => (opened, false),
                 Err(outcome) => return outcome,
             },
         };
-        self.eight_bit =
-            connection.server_info().supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime);
-        let mut attempt = transaction(&mut connection, message, limit, gate, self.pipelining).await;
+        self.eight_bit = opened
+            .connection
+            .server_info()
+            .supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime);
+        let mut attempt = transaction(&mut opened.connection, message, limit, gate, opened.pipelining).await;
         if reused && attempt.stale {
             // Relays close idle connections (Postfix says 421 after 300 s); nothing was sent, so try a fresh one.
             tracing::debug!("the relay had closed the kept connection; reconnecting");
-            connection = match open(&self.config, &self.tls, &self.hello).await {
-                Ok(opened) => {
-                    self.pipelining = opened.pipelining;
-                    opened.connection
-                }
+            opened = match open(&self.config, &self.tls, &self.hello).await {
+                Ok(opened) => opened,
                 Err(outcome) => return outcome,
             };
-            attempt = transaction(&mut connection, message, limit, gate, self.pipelining).await;
+            attempt = transaction(&mut opened.connection, message, limit, gate, opened.pipelining).await;
         }
         match attempt.next {
-            Next::Keep => self.connection = Some(connection),
-            Next::Quit => quit(connection, limit).await,
+            Next::Keep => self.connection = Some(opened),
+            Next::Quit => quit(opened.connection, limit).await,
             Next::Drop => {}
         }
         tracing::debug!(outcome = %attempt.outcome, "message handed over");
@@ -209,8 +203,8 @@ impl SmtpSender {
 
     /// Ends the conversation politely (QUIT), if there is one.
     pub async fn close(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            quit(connection, self.config.command_timeout).await;
+        if let Some(opened) = self.connection.take() {
+            quit(opened.connection, self.config.command_timeout).await;
         }
     }
 }

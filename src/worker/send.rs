@@ -50,6 +50,18 @@ pub(super) async fn send_due(
         return Ok((0, Some(next.max(now))));
     }
 
+    // Each address is parsed and hashed once for the batch: for its check here and for sending.
+    let claimed: Vec<Queued> = claimed
+        .into_iter()
+        .map(|delivery| {
+            let email = delivery.email.as_deref().and_then(|a| SubscriberEmail::parse(a).ok());
+            let address = email.map(|email| {
+                let hash = email.suppression_hash();
+                (email, hash)
+            });
+            Queued { delivery, address }
+        })
+        .collect();
     let ineligible = ineligible_at_claim(context, &claimed).await;
     let queue = Mutex::new(VecDeque::from(claimed));
     let state = BatchState::default();
@@ -61,12 +73,12 @@ pub(super) async fn send_due(
             let mut sender = slot.lock().await;
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                let Some(delivery) = next else { break };
-                let outcome = if ineligible.contains(&delivery.id) {
+                let Some(queued) = next else { break };
+                let outcome = if ineligible.contains(&queued.delivery.id) {
                     let reason = "unsubscribed or suppressed before it went out".to_owned();
-                    result_of(context, &delivery, Settlement::Suppressed { reason }, false, None)
+                    result_of(context, &queued.delivery, Settlement::Suppressed { reason }, false, None)
                 } else {
-                    send_one(context, &mut sender, &delivery, now, shutdown, &state, &recorder).await
+                    send_one(context, &mut sender, queued, now, shutdown, &state, &recorder).await
                 };
                 recorder.outcome(outcome);
             }
@@ -77,17 +89,26 @@ pub(super) async fn send_due(
     Ok((recorded?, None))
 }
 
+/// A subscriber's address, parsed, and its suppression hash.
+type Address = (SubscriberEmail, String);
+
+/// A claimed delivery waiting for a connection, with its address parsed once for the batch (`None` when its
+/// subscriber was erased or the stored address is not valid).
+struct Queued {
+    delivery: ClaimedDelivery,
+    address: Option<Address>,
+}
+
 /// The claimed deliveries whose subscriber already left the list or whose address is suppressed, in one query.
 /// Only a shortcut: when the query fails every delivery is offered, and the intent's check still holds.
-async fn ineligible_at_claim(context: &DeliveryContext, claimed: &[ClaimedDelivery]) -> HashSet<i64> {
+async fn ineligible_at_claim(context: &DeliveryContext, claimed: &[Queued]) -> HashSet<i64> {
     let asked: Vec<(i64, EligibilityQuestion)> = claimed
         .iter()
-        .filter_map(|delivery| {
-            let email = SubscriberEmail::parse(delivery.email.as_deref()?).ok()?;
+        .filter_map(|Queued { delivery, address }| {
             let question = EligibilityQuestion {
                 list_id: delivery.list_id,
                 subscriber_id: delivery.subscriber_id?,
-                suppression_hash: email.suppression_hash(),
+                suppression_hash: address.as_ref()?.1.clone(),
             };
             Some((delivery.id, question))
         })
@@ -130,12 +151,14 @@ fn result_of(
 async fn send_one(
     context: &DeliveryContext,
     sender: &mut Sender,
-    delivery: &ClaimedDelivery,
+    queued: Queued,
     now: Timestamp,
     shutdown: &CancellationToken,
     state: &BatchState,
     recorder: &Recorder,
 ) -> DeliveryResult {
+    let Queued { delivery, address } = queued;
+    let delivery = &delivery;
     let result = |settlement: Settlement, attempted: bool, hash: Option<String>| {
         result_of(context, delivery, settlement, attempted, hash)
     };
@@ -151,17 +174,16 @@ async fn send_one(
     if state.is_paused(delivery.issue_id) {
         return release(now, "the issue was paused");
     }
-    let (Some(subscriber_id), Some(address)) = (delivery.subscriber_id, delivery.email.as_deref()) else {
+    let (Some(subscriber_id), Some(stored)) = (delivery.subscriber_id, delivery.email.as_deref()) else {
         return result(Settlement::Suppressed { reason: "the subscriber was erased".to_owned() }, false, None);
     };
-    let Ok(email) = SubscriberEmail::parse(address) else {
+    let Some((email, hash)) = address else {
         return result(
             Settlement::Failed { code: None, error: "the stored address is not valid".to_owned() },
             false,
             None,
         );
     };
-    let hash = email.suppression_hash();
     let issue = match context.issue(delivery.issue_id).await {
         Ok(issue) => issue,
         Err(e) => return release(now, &format!("{e:#}")),
@@ -232,6 +254,6 @@ async fn send_one(
         return release(now, "its intent could not be recorded, so it was withheld before the final dot");
     }
     let replied = context.clock.now();
-    let (settlement, attempted) = settle(context, delivery, &issue, outcome, replied, state, address).await;
+    let (settlement, attempted) = settle(context, delivery, &issue, outcome, replied, state, stored).await;
     result(settlement, attempted, Some(hash))
 }

@@ -122,12 +122,7 @@ impl Weekly {
 
     /// Runs a command in-process at the manual clock's time; returns what it printed.
     async fn admin(&self, command: tidings::cli::Command) -> String {
-        let mut out = Vec::new();
-        let code = tidings::admin::run_with_clock(command, self.settings.clone(), self.db.clock.clone(), &mut out)
-            .await
-            .expect("the command succeeds");
-        assert_eq!(code, std::process::ExitCode::SUCCESS);
-        String::from_utf8(out).expect("UTF-8")
+        crate::helpers::admin_output(command, self.settings.clone(), self.db.clock.clone()).await
     }
 
     /// `tidings queue --json` at the manual clock's time.

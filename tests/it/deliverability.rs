@@ -109,12 +109,7 @@ impl History {
     }
 
     async fn run(&self, command: Command) -> String {
-        let mut out = Vec::new();
-        let code = tidings::admin::run_with_clock(command, self.settings.clone(), self.db.clock.clone(), &mut out)
-            .await
-            .expect("the command succeeds");
-        assert_eq!(code, std::process::ExitCode::SUCCESS);
-        String::from_utf8(out).expect("UTF-8")
+        crate::helpers::admin_output(command, self.settings.clone(), self.db.clock.clone()).await
     }
 
     async fn count(&self, sql: &str, since: i64) -> i64 {

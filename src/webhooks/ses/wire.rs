@@ -109,6 +109,13 @@ pub(super) struct Parts {
     pub(super) recipients: Vec<Recipient>,
 }
 
+impl Parts {
+    /// The parts of an event that names no subtype and no feedback: its recipients, and its class if it has one.
+    fn of(class: &str, recipients: Vec<Recipient>) -> Self {
+        Parts { class: class.to_owned(), subtype: String::new(), feedback_id: None, feedback_type: None, recipients }
+    }
+}
+
 impl Notification {
     /// The parts of event type `event`; its object must be there.
     pub(super) fn parts(&self, event: &str) -> Result<Parts, SesError> {
@@ -142,36 +149,16 @@ impl Notification {
             }
             "Delivery" => {
                 let d = self.delivery.as_ref().ok_or(missing("Delivery", "delivery"))?;
-                let recipients = d.recipients.iter().map(|a| plain(a, &d.smtp_response)).collect();
-                Parts {
-                    class: String::new(),
-                    subtype: String::new(),
-                    feedback_id: None,
-                    feedback_type: None,
-                    recipients,
-                }
+                Parts::of("", d.recipients.iter().map(|a| plain(a, &d.smtp_response)).collect())
             }
             "DeliveryDelay" => {
                 let d = self.delivery_delay.as_ref().ok_or(missing("DeliveryDelay", "deliveryDelay"))?;
-                Parts {
-                    class: d.delay_type.clone(),
-                    subtype: String::new(),
-                    feedback_id: None,
-                    feedback_type: None,
-                    recipients: d.delayed_recipients.clone(),
-                }
+                Parts::of(&d.delay_type, d.delayed_recipients.clone())
             }
             "Reject" => {
                 let reason = self.reject.as_ref().map(|r| r.reason.as_str()).ok_or(missing("Reject", "reject"))?;
                 let destination = self.mail.as_ref().map_or(&[][..], |m| m.destination.as_slice());
-                let recipients = destination.iter().map(|a| plain(a, reason)).collect();
-                Parts {
-                    class: String::new(),
-                    subtype: String::new(),
-                    feedback_id: None,
-                    feedback_type: None,
-                    recipients,
-                }
+                Parts::of("", destination.iter().map(|a| plain(a, reason)).collect())
             }
             other => return Err(SesError::Malformed(format!("no reader for SES event type `{other}`"))),
         })

@@ -5,7 +5,6 @@
 //! Without `/usr/sbin/dnsmasq`, a test fails unless `DNS_TEST_SKIP=1` (set by scripts/test outside CI when it
 //! could not install the package), in which case it skips loudly.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -50,23 +49,10 @@ pub struct DnsServer {
 impl DnsServer {
     /// Starts dnsmasq serving `zone`; `None` (after a loud line) when it is missing and `DNS_TEST_SKIP=1`.
     pub async fn start(zone: &Zone) -> Option<DnsServer> {
-        if !Path::new(DNSMASQ).exists() {
-            if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-                eprintln!("SKIPPED: DNS test ({DNSMASQ} is missing, {SKIP_VAR}=1)");
-                return None;
-            }
-            panic!("{DNSMASQ} is missing: install dnsmasq-base (scripts/test does), or set {SKIP_VAR}=1");
+        if !super::server_installed(DNSMASQ, SKIP_VAR, "DNS", "dnsmasq-base") {
+            return None;
         }
-        // A free port can be taken by another test between our look and dnsmasq's bind: start again on another.
-        let mut taken = String::new();
-        for _ in 0..5 {
-            match Self::start_once(zone).await {
-                Ok(server) => return Some(server),
-                Err(log) if log.contains("Address already in use") => taken = log,
-                Err(log) => panic!("dnsmasq did not start: {log}"),
-            }
-        }
-        panic!("dnsmasq did not start: its port was taken five times in a row: {taken}");
+        Some(super::start_on_free_ports("dnsmasq", || Self::start_once(zone)).await)
     }
 
     /// One start on a fresh free port; `Err` with dnsmasq's log when it did not come up.

@@ -44,23 +44,10 @@ pub type Session = async_imap::Session<TcpStream>;
 impl Dovecot {
     /// Starts the server; `None` (after a loud line) when Dovecot is missing and `DOVECOT_TEST_SKIP=1`.
     pub async fn start(options: DovecotOptions) -> Option<Dovecot> {
-        if !Path::new(DOVECOT).exists() {
-            if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-                eprintln!("SKIPPED: IMAP test ({DOVECOT} is missing, {SKIP_VAR}=1)");
-                return None;
-            }
-            panic!("{DOVECOT} is missing: install dovecot-imapd (scripts/test does), or set {SKIP_VAR}=1");
+        if !super::server_installed(DOVECOT, SKIP_VAR, "IMAP", "dovecot-imapd") {
+            return None;
         }
-        // A free port can be taken by another test between our look and Dovecot's bind: start again on others.
-        let mut taken = String::new();
-        for _ in 0..5 {
-            match Self::start_once(options).await {
-                Ok(server) => return Some(server),
-                Err(log) if log.contains("Address already in use") => taken = log,
-                Err(log) => panic!("dovecot did not start: {log}"),
-            }
-        }
-        panic!("dovecot did not start: its ports were taken five times in a row: {taken}");
+        Some(super::start_on_free_ports("dovecot", || Self::start_once(options)).await)
     }
 
     /// One start on fresh free ports; `Err` with Dovecot's log when it did not come up.

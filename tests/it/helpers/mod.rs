@@ -258,8 +258,51 @@ pub fn settings_of(env: &[(&str, &str)]) -> tidings::configuration::Settings {
     tidings::configuration::load_layers(None, &vars).expect("settings")
 }
 
+/// Runs a command in-process with `clock` (a manual one, in tests of time); asserts it succeeds and returns what
+/// it printed.
+pub async fn admin_output(
+    command: tidings::cli::Command,
+    settings: tidings::configuration::Settings,
+    clock: Clock,
+) -> String {
+    let mut out = Vec::new();
+    let code = tidings::admin::run_with_clock(command, settings, clock, &mut out).await.expect("the command succeeds");
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// Whether a server's binary is installed. When it is missing, `skip_var=1` skips the test after a loud line
+/// (returns `false`); otherwise the test fails and says which package brings it.
+pub fn server_installed(binary: &str, skip_var: &str, test: &str, package: &str) -> bool {
+    if Path::new(binary).exists() {
+        return true;
+    }
+    if std::env::var(skip_var).is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: {test} test ({binary} is missing, {skip_var}=1)");
+        return false;
+    }
+    panic!("{binary} is missing: install {package} (scripts/test does), or set {skip_var}=1");
+}
+
+/// Starts a server with `start_once` (fresh free ports each time; `Err` with its log when it did not come up),
+/// again when another test took a port between our look and its bind, at most five times.
+pub async fn start_on_free_ports<T, F: std::future::Future<Output = Result<T, String>>>(
+    name: &str,
+    mut start_once: impl FnMut() -> F,
+) -> T {
+    let mut taken = String::new();
+    for _ in 0..5 {
+        match start_once().await {
+            Ok(server) => return server,
+            Err(log) if log.contains("Address already in use") => taken = log,
+            Err(log) => panic!("{name} did not start: {log}"),
+        }
+    }
+    panic!("{name} did not start: its ports were taken five times in a row: {taken}");
+}
+
 /// A loopback TCP port free at this moment. Another test may take it before it is bound: a server started on it
-/// must start again on another when its bind fails (see `dovecot.rs`, `mta.rs`).
+/// must start again on another when its bind fails (see `start_on_free_ports`, `mta.rs`).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
