@@ -127,7 +127,7 @@ async fn pipelined_envelope(
         commands.push_str(&Rcpt::new(recipient.clone(), vec![]).to_string());
     }
     commands.push_str(&Data.to_string());
-    let stages = std::iter::once(Stage::Mail).chain(recipients.iter().map(|_| Stage::Rcpt)).chain([Stage::Data]);
+    let stages = std::iter::once(Stage::Mail).chain(recipients.iter().map(|_| Stage::Rcpt));
     // The first refusal, and whether it was MAIL's (a MAIL that met a dead or confused connection is stale).
     let mut refused: Option<(Failed, bool)> = None;
     for (index, stage) in stages.enumerate() {
@@ -136,30 +136,33 @@ async fn pipelined_envelope(
         } else {
             step(stage, limit, connection.read_response()).await
         };
-        match reply {
-            // DATA accepted: the content is awaited, which only a refusal before it makes wrong.
-            Ok(_) if stage == Stage::Data => match refused {
-                None => return Ok(()),
-                Some((failed, _)) => return Err(Attempt::new(failed.outcome, Next::Drop)),
-            },
-            Ok(_) => {}
-            Err(failed) => {
-                let lost = error_without_reply(&failed);
-                let (first, at_mail) = refused.unwrap_or((failed, index == 0));
-                if lost {
-                    // No reply: the connection is gone or confused, whatever came before.
-                    let stale = at_mail && !first.replied;
-                    return Err(Attempt { stale, ..Attempt::new(first.outcome, Next::Drop) });
-                }
-                // After a refusal, later commands are refused for it (503, 554): the first one counts.
-                refused = Some((first, at_mail));
+        if let Err(failed) = reply {
+            let lost = error_without_reply(&failed);
+            // After a refusal, later commands are refused for it (503, 554): the first one counts.
+            let first = refused.take().unwrap_or((failed, index == 0));
+            if lost {
+                return Err(dropped(first));
             }
+            refused = Some(first);
         }
     }
-    let (failed, at_mail) = refused
-        .unwrap_or((Failed { outcome: classify_failure(Stage::Data, "no reply to DATA"), replied: false }, false));
-    let stale = at_mail && !failed.replied;
-    Err(Attempt { stale, ..abandon(connection, failed, limit).await })
+    match (step(Stage::Data, limit, connection.read_response()).await, refused) {
+        (Ok(_), None) => Ok(()),
+        // DATA accepted after a refusal: the relay waits for content that must not come.
+        (Ok(_), Some((failed, _))) => Err(Attempt::new(failed.outcome, Next::Drop)),
+        (Err(failed), refused) if error_without_reply(&failed) => Err(dropped(refused.unwrap_or((failed, false)))),
+        (Err(failed), refused) => {
+            let (first, at_mail) = refused.unwrap_or((failed, false));
+            let stale = at_mail && !first.replied;
+            Err(Attempt { stale, ..abandon(connection, first, limit).await })
+        }
+    }
+}
+
+/// The end of a pipelined transaction whose connection is gone or confused (a reply never came): the first
+/// refusal, and whether it was MAIL's, say what happened.
+fn dropped((first, at_mail): (Failed, bool)) -> Attempt {
+    Attempt { stale: at_mail && !first.replied, ..Attempt::new(first.outcome, Next::Drop) }
 }
 
 /// Whether a failed step got no reply the conversation can go on from: nothing arrived (a timeout, a lost
